@@ -1,0 +1,29 @@
+"""Shared fixtures: one thread per test process (tiny matmuls thrash on a busy 2-core box)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def shared_data_dir() -> Path:
+    """The offline data folder (SLIMLLM_DATA_DIR, else ../shared/data); skip when absent."""
+    root = Path(os.environ.get("SLIMLLM_DATA_DIR") or SHARED_DATA)
+    if not root.is_dir():
+        pytest.skip(f"no data directory at {root}")
+    return root

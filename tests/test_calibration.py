@@ -1,0 +1,68 @@
+"""The layer walker reproduces the model's own hidden states and feeds pruned layers forward."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from slimllm.adapters import get_adapter
+from slimllm.calibration import LayerWalker, capture_layer_inputs, layer_hidden_states, run_layer
+from slimllm.models import tiny_model
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gqa"])
+def test_walking_reproduces_hidden_states(name: str) -> None:
+    model = tiny_model(name)
+    ids = torch.randint(0, 256, (5, 12), generator=torch.Generator().manual_seed(0))
+    walked = layer_hidden_states(model, ids, batch_size=2)
+    with torch.no_grad():
+        ref = model(input_ids=ids, output_hidden_states=True).hidden_states
+    assert len(walked) == len(ref)
+    for a, b in zip(walked[:-1], ref[:-1], strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    torch.testing.assert_close(model.model.norm(walked[-1]), ref[-1], rtol=0, atol=1e-6)
+
+
+def test_capture_restores_the_layers() -> None:
+    model = tiny_model("tiny-llama")
+    before = list(model.model.layers)
+    captured = capture_layer_inputs(model, torch.zeros(3, 8, dtype=torch.long), batch_size=2)
+    assert list(model.model.layers) == before
+    assert [h.shape[0] for h in captured.hidden] == [2, 1]
+    assert len(captured.kwargs) == 3 and "position_embeddings" in captured.kwargs[0][0]
+
+
+def test_hooks_see_module_inputs_and_outputs() -> None:
+    model = tiny_model("tiny-gqa")
+    adapter = get_adapter(model)
+    captured = capture_layer_inputs(model, torch.ones(2, 6, dtype=torch.long))
+    layer = adapter.layers(model)[0]
+    seen: dict[str, list[tuple[torch.Size, torch.Size]]] = {}
+    watch = {
+        "o": adapter.attention_projections(layer).o,
+        "down": adapter.mlp_projections(layer).down,
+    }
+    run_layer(
+        layer,
+        captured.hidden,
+        captured.kwargs[0],
+        watch=watch,
+        on_output=lambda n, x, y: seen.setdefault(n, []).append((x.shape, y.shape)),
+    )
+    assert seen["o"] == [(torch.Size([2, 6, 96]), torch.Size([2, 6, 96]))]
+    assert seen["down"] == [(torch.Size([2, 6, 96]), torch.Size([2, 6, 96]))]
+
+
+def test_later_layers_see_the_modified_earlier_layers() -> None:
+    model = tiny_model("tiny-llama")
+    ids = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(1))
+    inputs_of_layer1 = []
+    for step in LayerWalker(model, ids, progress=False):
+        if step.index == 0:
+            with torch.no_grad():
+                step.layer.mlp.down_proj.weight.zero_()
+                step.layer.self_attn.o_proj.weight.zero_()
+        if step.index == 1:
+            inputs_of_layer1 = step.inputs
+    # Layer 0 now adds nothing to the residual stream, so layer 1 sees the embeddings.
+    torch.testing.assert_close(torch.cat(inputs_of_layer1), model.model.embed_tokens(ids))
