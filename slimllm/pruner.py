@@ -1,0 +1,414 @@
+"""SlimLLM end to end: layer ratios, then each layer's heads and channels, in order.
+
+The model-walking glue lives here; the mathematics is in heads.py (Eq. 4, Algorithm 1),
+channels.py (Eq. 1-2, 5-8), regression.py (Eq. 9-10) and ratios.py (Eq. 11).
+Inside a layer attention is pruned first and the MLP is then calibrated on what the pruned
+attention produces; layer i + 1 is calibrated on the output of the pruned layers before it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from slimllm import channels, heads, regression, surgery
+from slimllm.adapters import ModelAdapter, get_adapter
+from slimllm.calibration import LayerStep, LayerWalker, capture_layer_inputs, run_layer
+from slimllm.data import calibration_samples
+from slimllm.plan import GQA_MODES, AttentionPlan, channel_params, plan_attention, plan_channels
+from slimllm.provenance import versions
+from slimllm.ratios import CosineAccumulator, RatioSolution, solve_base_ratio
+
+#: Tokens per chunk when turning stored activations into float64 statistics.
+CHUNK_TOKENS = 1024
+
+
+@dataclass
+class PruneConfig:
+    """Every knob of the method, with the paper's defaults where it has them."""
+
+    ratio: float = 0.2
+    #: "model": fraction of all parameters (the paper's 6.7B -> 5.4B); "decoder": of the layers'.
+    ratio_of: str = "model"
+    #: Eq. 11 temperature; None: 10 below a 35 % target, else 7 (the paper's 20 % / 50 % values).
+    alpha: float | None = None
+    #: Layers pruned (the most similar K); None: 26/32 of the layers below 35 %, else 30/32.
+    num_pruned_layers: int | None = None
+    #: Upper bound on any one layer's ratio (the authors' code has none; > 1 is then possible).
+    max_layer_ratio: float = 0.9
+    calib_samples: int = 32
+    calib_seq_len: int = 128
+    seed: int = 42
+    head_reduction: str = "per_dim"
+    gqa_mode: str = "auto"
+    greedy_search: bool = True
+    feature_space: bool = True
+    regression: bool = True
+    uniform: bool = False
+    keep_lowest_fraction: float = 0.0
+    batch_size: int = 8
+
+    def validate(self) -> None:
+        if not 0 <= self.ratio < 1:
+            raise ValueError(f"ratio must be in [0, 1), got {self.ratio}")
+        if self.ratio_of not in ("model", "decoder"):
+            raise ValueError(f"ratio_of must be 'model' or 'decoder', got {self.ratio_of!r}")
+        if self.alpha is not None and not self.alpha > 0:
+            raise ValueError(f"alpha must be > 0, got {self.alpha}")
+        if not 0 < self.max_layer_ratio <= 1:
+            raise ValueError(f"max_layer_ratio must be in (0, 1], got {self.max_layer_ratio}")
+        if self.gqa_mode not in GQA_MODES:
+            raise ValueError(f"gqa_mode must be one of {GQA_MODES}, got {self.gqa_mode!r}")
+        if self.head_reduction not in heads.REDUCTIONS:
+            raise ValueError(
+                f"head_reduction must be one of {heads.REDUCTIONS}, got {self.head_reduction!r}"
+            )
+        for name in ("calib_samples", "calib_seq_len", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.keep_lowest_fraction < 1:
+            raise ValueError(
+                f"keep_lowest_fraction must be in [0, 1), got {self.keep_lowest_fraction}"
+            )
+
+    def resolved_alpha(self) -> float:
+        return self.alpha if self.alpha is not None else (10.0 if self.ratio < 0.35 else 7.0)
+
+    def resolved_layers(self, num_layers: int) -> int:
+        if self.num_pruned_layers is not None:
+            if not 1 <= self.num_pruned_layers <= num_layers:
+                raise ValueError(
+                    f"num_pruned_layers must be in [1, {num_layers}], got {self.num_pruned_layers}"
+                )
+            return self.num_pruned_layers
+        share = 26 / 32 if self.ratio < 0.35 else 30 / 32
+        return max(1, round(share * num_layers))
+
+
+@dataclass
+class LayerReport:
+    """What happened to one layer."""
+
+    index: int
+    similarity: float
+    ratio: float
+    attention_mode: str = "none"
+    heads_kept: list[int] = field(default_factory=list)
+    heads_before: int = 0
+    channels_kept: int = 0
+    channels_before: int = 0
+    search_initial: float | None = None
+    search_final: float | None = None
+    swaps: int = 0
+    attn_a_mean: float | None = None
+    attn_b_mean: float | None = None
+    mlp_a_mean: float | None = None
+    mlp_b_mean: float | None = None
+
+
+@dataclass
+class PruneReport:
+    """The pruning record: configuration, target and achieved ratio, per-layer details."""
+
+    config: dict[str, Any]
+    target: float
+    achieved: float
+    base_ratio: float
+    alpha: float
+    params_before: int
+    params_after: int
+    decoder_params_before: int
+    decoder_params_after: int
+    calibration: str
+    seconds: float
+    layers: list[LayerReport]
+    versions: dict[str, str]
+    method: str = "slimllm"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _count(model: nn.Module, adapter: ModelAdapter) -> tuple[int, int]:
+    total = sum(p.numel() for p in model.parameters())
+    decoder = sum(p.numel() for p in adapter.layers(model).parameters())
+    return total, decoder
+
+
+@torch.no_grad()
+def layer_similarities(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Eq. 11's E[cos(X_i, X_{i+1})] for every layer of the (unpruned) model."""
+    adapter = get_adapter(model)
+    captured = capture_layer_inputs(model, input_ids, batch_size, adapter)
+    hidden = captured.hidden
+    sims = []
+    for i, layer in enumerate(adapter.layers(model)):
+        home = next(layer.parameters()).device
+        layer.to(device)
+        out = run_layer(layer, hidden, captured.kwargs[i], device)
+        layer.to(home)
+        acc = CosineAccumulator()
+        for x, y in zip(hidden, out, strict=True):
+            acc.update(x.reshape(-1, x.size(-1)), y.reshape(-1, y.size(-1)))
+        sims.append(acc.finalize())
+        hidden = out
+    return torch.tensor(sims, dtype=torch.float64)
+
+
+def achieved_fraction(
+    model: nn.Module, ratios: torch.Tensor, gqa_mode: str, denominator: int
+) -> float:
+    """Fraction of `denominator` parameters that the per-layer ratios remove, in whole units."""
+    adapter = get_adapter(model)
+    hidden = adapter.embeddings(model).embedding_dim
+    removed = 0
+    for layer, r in zip(adapter.layers(model), ratios.tolist(), strict=True):
+        if r <= 0:
+            continue
+        proj = adapter.attention_projections(layer)
+        removed += plan_attention(
+            adapter.attention_shape(layer), hidden, r, gqa_mode, proj.q.bias is not None
+        ).params
+        mlp = adapter.mlp_projections(layer)
+        removed += plan_channels(mlp.gate.out_features, r) * channel_params(
+            hidden, mlp.gate.bias is not None
+        )
+    return removed / denominator
+
+
+def solve_ratios(
+    model: nn.Module, similarity: torch.Tensor, config: PruneConfig
+) -> tuple[RatioSolution, float]:
+    """Per-layer ratios meeting the target within 0.5 points (Eq. 11; uniform for the ablation)."""
+    adapter = get_adapter(model)
+    total, decoder = _count(model, adapter)
+    denominator = total if config.ratio_of == "model" else decoder
+    k = config.resolved_layers(similarity.numel())
+    alpha = config.resolved_alpha()
+    scores = similarity
+    if config.uniform:
+        # Equal scores over the same chosen layers make the softmax uniform across them.
+        chosen = torch.topk(similarity, k).indices
+        scores = torch.zeros_like(similarity)
+        scores[chosen] = 1.0
+
+    def achieved(ratios: torch.Tensor) -> float:
+        return achieved_fraction(model, ratios, config.gqa_mode, denominator)
+
+    solution = solve_base_ratio(
+        scores, config.ratio, alpha, achieved, num_pruned_layers=k, max_ratio=config.max_layer_ratio
+    )
+    return solution, alpha
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(-1, x.size(-1))
+
+
+def _fit_and_fold(
+    linear: nn.Linear, x: torch.Tensor, w_full: torch.Tensor, keep_cols: torch.Tensor
+) -> tuple[float, float]:
+    """Eq. 9-10 for an output projection whose input columns outside keep_cols were removed.
+
+    `x` holds the full inputs and `w_full` the weight before surgery; `linear` is already
+    sliced to keep_cols. Returns the mean of A and of B.
+    """
+    acc = regression.RegressionAccumulator()
+    bias = linear.bias
+    for chunk in x.split(CHUNK_TOKENS):
+        chunk = chunk.to(linear.weight.device, linear.weight.dtype)
+        full = chunk @ w_full.T
+        pruned = chunk[:, keep_cols] @ linear.weight.T
+        if bias is not None:
+            full, pruned = full + bias, pruned + bias
+        acc.update(pruned, full)
+    a, b = acc.solve()
+    weight, new_bias = regression.fold_regression(linear.weight.data, bias, a, b)
+    surgery.set_output_bias(linear, weight, new_bias)
+    return a.mean().item(), b.mean().item()
+
+
+def _prune_attention(
+    step: LayerStep,
+    adapter: ModelAdapter,
+    plan: AttentionPlan,
+    config: PruneConfig,
+    report: LayerReport,
+) -> None:
+    layer = step.layer
+    shape = adapter.attention_shape(layer)
+    o_proj = adapter.attention_projections(layer).o
+    stored: list[torch.Tensor] = []
+    run_layer(
+        layer,
+        step.inputs,
+        step.kwargs,
+        watch={"o": o_proj},
+        on_output=lambda _n, x, _y: stored.append(_flat(x)),
+    )
+    x = torch.cat(stored)
+    kv_groups = heads.kv_group_index(shape.num_heads, shape.num_kv_heads).to(x.device)
+    acc = heads.HeadStatsAccumulator()
+    for chunk in x.split(CHUNK_TOKENS):
+        contrib = heads.head_contributions(chunk, o_proj.weight, shape.num_heads)
+        acc.update(
+            contrib if plan.mode == "heads" else heads.group_contributions(contrib, kv_groups)
+        )
+    stats = acc.finalize(config.head_reduction)
+    if plan.mode == "heads":
+        found = heads.greedy_head_search(
+            stats, plan.heads, groups=kv_groups, search=config.greedy_search
+        )
+        keep_heads = found.kept
+    else:
+        found = heads.greedy_head_search(stats, plan.groups, search=config.greedy_search)
+        keep_heads = [h for h in range(shape.num_heads) if kv_groups[h].item() in found.kept]
+    report.attention_mode = plan.mode
+    report.search_initial, report.search_final, report.swaps = (
+        found.score_initial,
+        found.score_final,
+        found.swaps,
+    )
+    keep_cols = torch.cat(
+        [torch.arange(h * shape.head_dim, (h + 1) * shape.head_dim) for h in keep_heads]
+    )
+    w_full = o_proj.weight.data.clone()
+    surgery.prune_attention_heads(layer, adapter, keep_heads)
+    report.heads_kept = list(layer.slimllm_layout.kept_heads)
+    if config.regression:
+        report.attn_a_mean, report.attn_b_mean = _fit_and_fold(
+            o_proj, x, w_full, keep_cols.to(x.device)
+        )
+
+
+def _prune_mlp(
+    step: LayerStep, adapter: ModelAdapter, n_prune: int, config: PruneConfig, report: LayerReport
+) -> None:
+    layer = step.layer
+    proj = adapter.mlp_projections(layer)
+    cov, in_norm, down_norm = (
+        channels.CovarianceAccumulator(),
+        channels.FeatureNormAccumulator(),
+        channels.FeatureNormAccumulator(),
+    )
+    stored: list[torch.Tensor] = []
+
+    def collect(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
+        if name == "gate":
+            in_norm.update(_flat(x))
+        else:
+            down_norm.update(_flat(x))
+            if config.feature_space:
+                cov.update(_flat(y))
+            stored.append(_flat(x))
+
+    run_layer(
+        layer,
+        step.inputs,
+        step.kwargs,
+        watch={"gate": proj.gate, "down": proj.down},
+        on_output=collect,
+    )
+    if config.feature_space:
+        eigenvalues, basis = channels.feature_space_basis(cov.finalize())
+        projected = channels.project_down_proj(proj.down.weight, basis)
+        feature = channels.feature_space_importance(projected, channels.eigen_weights(eigenvalues))
+    else:
+        feature = channels.down_proj_column_norms(proj.down.weight)
+    importance = channels.channel_group_importance(
+        feature, down_norm.finalize(), proj.gate.weight, proj.up.weight, in_norm.finalize()
+    )
+    width = proj.gate.out_features
+    keep = channels.select_channels(importance, width - n_prune, config.keep_lowest_fraction)
+    w_full = proj.down.weight.data.clone()
+    surgery.prune_mlp_channels(layer, adapter, keep)
+    report.channels_kept = len(keep)
+    if config.regression:
+        x = torch.cat(stored)
+        down = adapter.mlp_projections(layer).down
+        report.mlp_a_mean, report.mlp_b_mean = _fit_and_fold(down, x, w_full, keep.to(x.device))
+
+
+def prune(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    config: PruneConfig | None = None,
+    device: torch.device | str | None = None,
+    data_dir: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> PruneReport:
+    """Prune `model` in place with SlimLLM and return the record of what was done.
+
+    The model may stay on the CPU while each layer visits `device` in turn.
+    """
+    config = config or PruneConfig()
+    config.validate()
+    say = log or (lambda _msg: None)
+    adapter = get_adapter(model)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    start = time.perf_counter()
+    params_before, decoder_before = _count(model, adapter)
+    ids, origin = calibration_samples(
+        tokenizer,
+        config.calib_samples,
+        config.calib_seq_len,
+        config.seed,
+        adapter.bos_per_window,
+        data_dir,
+    )
+    say(f"calibration: {origin}")
+    similarity = layer_similarities(model, ids, config.batch_size, device, progress)
+    solution, alpha = solve_ratios(model, similarity, config)
+    say(
+        f"target {solution.target:.4f}, achieved {solution.achieved:.4f} "
+        f"(base {solution.base:.4f}, alpha {alpha})"
+    )
+    hidden = adapter.embeddings(model).embedding_dim
+    reports = []
+    for step in LayerWalker(model, ids, config.batch_size, device, progress, adapter):
+        ratio = float(solution.ratios[step.index])
+        report = LayerReport(step.index, float(similarity[step.index]), ratio)
+        shape = adapter.attention_shape(step.layer)
+        report.heads_before = shape.num_heads
+        report.channels_before = report.channels_kept = adapter.intermediate_size(step.layer)
+        report.heads_kept = list(range(shape.num_heads))
+        if ratio > 0:
+            bias = adapter.attention_projections(step.layer).q.bias is not None
+            plan = plan_attention(shape, hidden, ratio, config.gqa_mode, bias)
+            if plan.heads > 0:
+                _prune_attention(step, adapter, plan, config, report)
+            n_prune = plan_channels(report.channels_before, ratio)
+            if n_prune > 0:
+                _prune_mlp(step, adapter, n_prune, config, report)
+        reports.append(report)
+    params_after, decoder_after = _count(model, adapter)
+    denominator = (params_before, decoder_before)[config.ratio_of == "decoder"]
+    achieved = (params_before - params_after) / denominator
+    return PruneReport(
+        config=asdict(config),
+        target=config.ratio,
+        achieved=achieved,
+        base_ratio=solution.base,
+        alpha=alpha,
+        params_before=params_before,
+        params_after=params_after,
+        decoder_params_before=decoder_before,
+        decoder_params_after=decoder_after,
+        calibration=origin,
+        seconds=time.perf_counter() - start,
+        layers=reports,
+        versions=versions(),
+    )
