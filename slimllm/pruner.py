@@ -168,23 +168,30 @@ def layer_similarities(
 
 
 def achieved_fraction(
-    model: nn.Module, ratios: torch.Tensor, gqa_mode: str, denominator: int
+    model: nn.Module, ratios: torch.Tensor, gqa_mode: str, denominator: int, regression: bool = True
 ) -> float:
-    """Fraction of `denominator` parameters that the per-layer ratios remove, in whole units."""
+    """Net fraction of `denominator` parameters the per-layer ratios remove, in whole units.
+
+    With `regression`, the bias that Eq. 10 adds to each shrunken output projection counts back.
+    """
     adapter = get_adapter(model)
     hidden = adapter.embeddings(model).embedding_dim
     removed = 0
     for layer, r in zip(adapter.layers(model), ratios.tolist(), strict=True):
         if r <= 0:
             continue
-        proj = adapter.attention_projections(layer)
-        removed += plan_attention(
-            adapter.attention_shape(layer), hidden, r, gqa_mode, proj.q.bias is not None
-        ).params
-        mlp = adapter.mlp_projections(layer)
-        removed += plan_channels(mlp.gate.out_features, r) * channel_params(
-            hidden, mlp.gate.bias is not None
+        attn = adapter.attention_projections(layer)
+        plan = plan_attention(
+            adapter.attention_shape(layer), hidden, r, gqa_mode, attn.q.bias is not None
         )
+        mlp = adapter.mlp_projections(layer)
+        n_channels = plan_channels(mlp.gate.out_features, r)
+        removed += plan.params + n_channels * channel_params(hidden, mlp.gate.bias is not None)
+        if regression:
+            removed -= hidden * (
+                (plan.heads > 0 and attn.o.bias is None)
+                + (n_channels > 0 and mlp.down.bias is None)
+            )
     return removed / denominator
 
 
@@ -205,7 +212,7 @@ def solve_ratios(
         scores[chosen] = 1.0
 
     def achieved(ratios: torch.Tensor) -> float:
-        return achieved_fraction(model, ratios, config.gqa_mode, denominator)
+        return achieved_fraction(model, ratios, config.gqa_mode, denominator, config.regression)
 
     solution = solve_base_ratio(
         scores, config.ratio, alpha, achieved, num_pruned_layers=k, max_ratio=config.max_layer_ratio
