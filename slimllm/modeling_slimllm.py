@@ -22,6 +22,7 @@ from transformers import (
     LlamaForCausalLM,
     MistralForCausalLM,
     PreTrainedConfig,
+    PreTrainedModel,
     Qwen2ForCausalLM,
 )
 
@@ -30,7 +31,8 @@ FORMAT = 1
 
 def _linear(old: nn.Linear, in_features: int, out_features: int, bias: bool) -> nn.Linear:
     """`old` if it already has this shape, else an empty Linear on its device and dtype."""
-    if (old.in_features, old.out_features, old.bias is not None) == (in_features, out_features, bias):
+    same = (old.in_features, old.out_features) == (in_features, out_features)
+    if same and (old.bias is not None) == bias:
         return old
     return nn.Linear(
         in_features, out_features, bias=bias, device=old.weight.device, dtype=old.weight.dtype
@@ -43,7 +45,8 @@ def _check_layout(index: int, layout: Mapping[str, Any]) -> tuple[int, int, int,
     if heads < 1 or kv < 1 or channels < 1 or heads % kv:
         raise ValueError(
             f"slimllm layout of layer {index} is invalid: {heads} query heads over {kv} KV "
-            f"heads and {channels} channels (need at least one of each, heads divisible by KV heads)"
+            f"heads and {channels} channels (need one of each at least, and heads divisible by "
+            "KV heads)"
         )
     return heads, kv, int(layout["head_dim"]), channels
 
@@ -58,13 +61,13 @@ def reshape_layers(model: nn.Module, layouts: Sequence[Mapping[str, Any]]) -> No
     """
     layers = model.model.layers
     if len(layouts) != len(layers):
-        raise ValueError(f"slimllm layouts describe {len(layouts)} layers, the model has {len(layers)}")
-    for index, (layer, layout) in enumerate(zip(layers, layouts)):
+        raise ValueError(f"slimllm layouts describe {len(layouts)} layers, model has {len(layers)}")
+    for index, (layer, layout) in enumerate(zip(layers, layouts, strict=True)):
         heads, kv, head_dim, channels = _check_layout(index, layout)
         attn, mlp = layer.self_attn, layer.mlp
         if attn.head_dim != head_dim:
             raise ValueError(
-                f"slimllm layout of layer {index} has head_dim {head_dim}, the model {attn.head_dim}"
+                f"slimllm layout of layer {index} has head_dim {head_dim}, model {attn.head_dim}"
             )
         hidden = attn.q_proj.in_features
         attn.q_proj = _linear(attn.q_proj, hidden, heads * head_dim, attn.q_proj.bias is not None)
@@ -124,7 +127,7 @@ class SlimGemma3ForCausalLM(_SlimMixin, Gemma3ForCausalLM):
 
 
 #: Pruned class per config `model_type`.
-SLIM_CLASSES: dict[str, type[nn.Module]] = {
+SLIM_CLASSES: dict[str, type[PreTrainedModel]] = {
     "llama": SlimLlamaForCausalLM,
     "mistral": SlimMistralForCausalLM,
     "qwen2": SlimQwen2ForCausalLM,

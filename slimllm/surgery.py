@@ -60,7 +60,9 @@ class LayerLayout:
         return cls(**values)
 
 
-def _indices(name: str, values: Indices, size: int, what: str, allow_empty: bool = False) -> list[int]:
+def _indices(
+    name: str, values: Indices, size: int, what: str, allow_empty: bool = False
+) -> list[int]:
     """Validated, sorted list of distinct indices in [0, size)."""
     if isinstance(values, Tensor):
         if values.ndim != 1 or values.is_floating_point() or values.dtype == torch.bool:
@@ -82,7 +84,9 @@ def _indices(name: str, values: Indices, size: int, what: str, allow_empty: bool
     return sorted(items)
 
 
-def _check_keep_heads(name: str, keep: Indices, shape: AttentionShape) -> tuple[list[int], list[int]]:
+def _check_keep_heads(
+    name: str, keep: Indices, shape: AttentionShape
+) -> tuple[list[int], list[int]]:
     """Sorted kept query heads and kept KV groups, for a legal grouped-query selection.
 
     Query heads are grouped consecutively per KV head. Every KV group that keeps any head must
@@ -210,7 +214,7 @@ def prune_attention_heads(layer: nn.Module, adapter: ModelAdapter, keep_heads: I
         _keep_rows(proj.k, kv_rows)
         _keep_rows(proj.v, kv_rows)
     _keep_columns(proj.o, q_rows)
-    pass
+    adapter.set_attention_shape(layer, AttentionShape(len(heads), len(groups), shape.head_dim))
     layer.slimllm_layout = layout
 
 

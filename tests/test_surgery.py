@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from slimllm import surgery
 from slimllm.adapters import get_adapter
@@ -72,11 +72,15 @@ def _pruned_and_masked(name: str) -> tuple[nn.Module, nn.Module]:
     return pruned, masked
 
 
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
 @pytest.mark.parametrize("name", list(PLANS))
-def test_pruned_equals_masked(name: str) -> None:
+def test_pruned_equals_masked(name: str, attn: str) -> None:
     pruned, masked = _pruned_and_masked(name)
+    # sdpa without a mask infers K/V sharing from the shapes; eager reads num_key_value_groups.
+    pruned.set_attn_implementation(attn)
+    masked.set_attn_implementation(attn)
     torch.testing.assert_close(_logits(pruned), _logits(masked), atol=1e-5, rtol=0)
-    family, plan = PLANS[name]
+    plan = PLANS[name][1]
     adapter = get_adapter(pruned)
     for index, (heads, channels) in plan.items():
         layout = adapter.layers(pruned)[index].slimllm_layout
@@ -217,7 +221,7 @@ def _generate(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 @pytest.mark.parametrize("attn", ["eager", "sdpa"])
 @pytest.mark.parametrize("name", ["mha-both", "gqa-both"])
-def test_generate_after_surgery(name: str, attn: str, padded_batch: dict[str, torch.Tensor]) -> None:
+def test_generate_after_surgery(name: str, attn: str, padded_batch: dict[str, Tensor]) -> None:
     pruned, _ = _pruned_and_masked(name)
     pruned.set_attn_implementation(attn)
     out = _generate(pruned, padded_batch)
