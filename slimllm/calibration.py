@@ -135,19 +135,35 @@ def run_layer(
     device: torch.device | str | None = None,
     watch: Mapping[str, nn.Module] | None = None,
     on_output: HookFn | None = None,
+    stop_after: nn.Module | None = None,
 ) -> list[torch.Tensor]:
     """Push every calibration batch through one layer and return the outputs.
 
     `watch` names sub-modules whose (input, output) go to `on_output` batch by batch.
-    The layer runs on `device` (default: where it is); outputs come back to the inputs' device.
+    With `stop_after`, each batch stops once that sub-module has run (e.g. o_proj, when only
+    attention statistics are wanted) and nothing is returned. The layer runs on `device`
+    (default: where it is); outputs come back to the inputs' device.
     """
     device = torch.device(device) if device is not None else next(layer.parameters()).device
     outputs = []
+
+    def stop(*_: Any) -> None:
+        raise _StopForward
+
     with hooks(watch or {}, on_output or (lambda *_: None)):
-        for h, kw in zip(hidden, kwargs, strict=True):
-            out = layer(h.to(device), **_to(kw, device))
-            out = out[0] if isinstance(out, tuple) else out
-            outputs.append(out.to(h.device))
+        # Registered after the watchers, so they still see the module's output.
+        handle = stop_after.register_forward_hook(stop) if stop_after is not None else None
+        try:
+            for h, kw in zip(hidden, kwargs, strict=True):
+                try:
+                    out = layer(h.to(device), **_to(kw, device))
+                except _StopForward:
+                    continue
+                out = out[0] if isinstance(out, tuple) else out
+                outputs.append(out.to(h.device))
+        finally:
+            if handle is not None:
+                handle.remove()
     return outputs
 
 

@@ -258,12 +258,14 @@ def _prune_attention(
     shape = adapter.attention_shape(layer)
     o_proj = adapter.attention_projections(layer).o
     stored: list[torch.Tensor] = []
+    # Only o_proj's input is needed, so each batch stops there and skips the MLP.
     run_layer(
         layer,
         step.inputs,
         step.kwargs,
         watch={"o": o_proj},
         on_output=lambda _n, x, _y: stored.append(_flat(x)),
+        stop_after=o_proj,
     )
     x = torch.cat(stored)
     kv_groups = heads.kv_group_index(shape.num_heads, shape.num_kv_heads).to(x.device)

@@ -66,3 +66,21 @@ def test_later_layers_see_the_modified_earlier_layers() -> None:
             inputs_of_layer1 = step.inputs
     # Layer 0 now adds nothing to the residual stream, so layer 1 sees the embeddings.
     torch.testing.assert_close(torch.cat(inputs_of_layer1), model.model.embed_tokens(ids))
+
+
+def test_stop_after_skips_the_rest_of_the_layer() -> None:
+    model = tiny_model("tiny-llama")
+    adapter = get_adapter(model)
+    captured = capture_layer_inputs(model, torch.ones(2, 6, dtype=torch.long))
+    layer = adapter.layers(model)[0]
+    seen: list[str] = []
+    out = run_layer(
+        layer,
+        captured.hidden,
+        captured.kwargs[0],
+        watch={"o": layer.self_attn.o_proj, "down": layer.mlp.down_proj},
+        on_output=lambda n, _x, _y: seen.append(n),
+        stop_after=layer.self_attn.o_proj,
+    )
+    assert out == [] and seen == ["o"]
+    assert not layer.self_attn.o_proj._forward_hooks
