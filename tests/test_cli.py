@@ -1,0 +1,136 @@
+"""The command line on the tiny model: prune, save, evaluate, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from slimllm.cli import build_parser, main
+from slimllm.io import load_pruned
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    (root / "bookcorpus_substitute_gutenberg").mkdir()
+    (root / "bookcorpus_substitute_gutenberg" / "a.txt").write_text(
+        "A whale of a tale, told twice. " * 200
+    )
+    (root / "wikitext2").mkdir()
+    (root / "wikitext2" / "wiki.test.raw").write_text(
+        " = Heading = \n \n Some body text about ships . \n" * 30
+    )
+    return root
+
+
+def test_prune_then_eval(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pruned"
+    args = [
+        "prune",
+        "tiny-gqa",
+        "--ratio",
+        "0.3",
+        "--ratio-of",
+        "decoder",
+        "--layers",
+        "3",
+        "--out",
+        str(out),
+    ]
+    args += [
+        "--calib-samples",
+        "8",
+        "--calib-seq-len",
+        "32",
+        "--data-dir",
+        str(data_dir),
+        "--device",
+        "cpu",
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "achieved" in printed and f"saved to {out}" in printed
+    model, _ = load_pruned(out)
+    record = model.config.slimllm["record"]
+    assert record["config"]["ratio"] == 0.3 and record["model"] == "tiny-gqa"
+
+    report = tmp_path / "ppl.json"
+    eval_args = [
+        "eval",
+        str(out),
+        "--ppl",
+        "wikitext2",
+        "--max-windows",
+        "2",
+        "--data-dir",
+        str(data_dir),
+    ]
+    assert main([*eval_args, "--json", str(report), "--device", "cpu"]) == 0
+    results = json.loads(report.read_text())["results"]
+    assert results[0]["dataset"] == "wikitext2" and results[0]["n_windows"] == 2
+
+
+def test_existing_out_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("x")
+    with pytest.raises(SystemExit, match="exists and is not empty"):
+        main(["prune", "tiny-gqa", "--ratio", "0.2", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["prune", "--ratio", "1.5", "--out", "x"], "must be in \\[0, 1\\)"),
+        (["prune", "--ratio", "0.2", "--alpha", "0", "--out", "x"], "must be > 0"),
+        (["eval", "m", "--ppl", "c4"], "choose from wikitext2, ptb, ptb-valid"),
+    ],
+)
+def test_bad_arguments_name_the_option(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(argv)
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_runtime_errors_are_one_line(
+    tmp_path: Path, data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "prune",
+        "tiny-gqa",
+        "--ratio",
+        "0.9",
+        "--max-layer-ratio",
+        "0.5",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    assert (
+        main([*argv, "--data-dir", str(data_dir), "--calib-samples", "4", "--calib-seq-len", "16"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("slimllm prune: error:") and "unreachable" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["prune", "--help"])
+    text = capsys.readouterr().out
+    for option in (
+        "--ratio",
+        "--out",
+        "--alpha",
+        "--calib-samples",
+        "--seed",
+        "--device",
+        "--dtype",
+        "--no-greedy",
+    ):
+        assert option in text
