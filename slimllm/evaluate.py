@@ -63,6 +63,9 @@ class PerplexityResult:
     protocol: str
     dataset: str
     record: dict[str, Any] = field(default_factory=dict)
+    #: Mean NLL of each window, in order: lets a quick run on the first windows be checked
+    #: against a recorded full-set result.
+    window_nll: list[float] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,4 +191,23 @@ def perplexity(
         protocol=proto.name,
         dataset=dataset,
         record=record,
+        window_nll=nll.tolist(),
     )
+
+
+def perplexity_table(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    datasets: list[str],
+    protocol: str = "lineage-128",
+    max_windows: int | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """`perplexity` on several datasets, as plain dicts (ready for a results file)."""
+    return {
+        name: perplexity(
+            model, tokenizer, name, protocol, max_windows, batch_size, progress=progress
+        ).to_dict()
+        for name in datasets
+    }

@@ -60,3 +60,20 @@ def cached_run(
     }
     write_json(target, entry)
     return entry["result"], {**entry, "loaded": False}
+
+
+DENSE_DATASETS = ["wikitext2", "ptb", "ptb-valid"]
+
+
+def baseline_config(
+    model: str, dtype: str, max_windows: int | None, batch_size: int
+) -> dict[str, Any]:
+    """The configuration a dense-baseline result is keyed by (notebook 01 and its benchmark)."""
+    return {
+        "model": model,
+        "dtype": dtype,
+        "protocol": "lineage-128",
+        "datasets": DENSE_DATASETS,
+        "max_windows": max_windows,
+        "batch_size": batch_size,
+    }
