@@ -3,7 +3,8 @@
 Each case runs in a fresh subprocess, so its peak resident memory (ru_maxrss) is its own:
 SmolLM2-135M at 20 % and 50 %, and a seeded random LLaMA of about 1B parameters, whose peak
 should stay near the model plus one layer's calibration activations. Results go to
-results/prune_cost.json; memory is compared as a ratio to the dense model in the same process.
+results/prune_cost.json; peak memory is compared as a ratio to the same process once the dense
+model is loaded and resident (Python, torch and the weights).
 
     python benchmarks/prune_cost.py
 """
@@ -59,6 +60,10 @@ def run_case(spec: dict[str, object]) -> dict[str, object]:
         model, tok = load_model(str(spec["model"]))
     params = sum(p.numel() for p in model.parameters())
     model_mib = params * 4 / 2**20
+    # Safetensors are memory-mapped: touch every weight so "loaded" means resident.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.sum()
     loaded_rss = peak_mib()
     start = time.perf_counter()
     report = prune(

@@ -169,8 +169,25 @@ def _tokenized_calibration(
     tokenizer: PreTrainedTokenizerBase, root: str | None
 ) -> tuple[torch.Tensor, str]:
     text, origin = calibration_text(root)
-    ids = tokenizer(text, add_special_tokens=False, return_tensors="pt", verbose=False).input_ids[0]
-    return ids, origin
+    return tokenize_in_pieces(tokenizer, text), origin
+
+
+def tokenize_in_pieces(
+    tokenizer: PreTrainedTokenizerBase, text: str, piece_chars: int = 1 << 16
+) -> torch.Tensor:
+    """Token ids of a long text, tokenised piece by piece to bound memory.
+
+    Pieces end just before a paragraph break ("\n\n"), where pre-tokenisers split anyway, so
+    the ids equal those of tokenising the whole text at once (tested for the byte tokenizer and
+    SmolLM2) while peak memory stays at one piece's encoding instead of the whole corpus's.
+    """
+    pieces, start = [], 0
+    while start < len(text):
+        end = text.find("\n\n", start + piece_chars)
+        end = len(text) if end < 0 else end
+        pieces.append(torch.tensor(tokenizer(text[start:end], add_special_tokens=False).input_ids))
+        start = end
+    return torch.cat(pieces) if pieces else torch.zeros(0, dtype=torch.long)
 
 
 def calibration_samples(

@@ -17,6 +17,7 @@ from slimllm.data import (
     load_text,
     load_text_rows,
     resolve_data_dir,
+    tokenize_in_pieces,
 )
 from slimllm.models import byte_tokenizer
 
@@ -114,3 +115,21 @@ def test_shared_data_has_every_dataset(shared_data_dir: Path) -> None:
     }
     assert sizes == {"boolq": 3270, "piqa": 1838, "arc_easy": 2376, "openbookqa": 500}
     assert len(load_alpaca(shared_data_dir, limit=10)) == 10
+
+
+def test_tokenizing_in_pieces_equals_whole_text() -> None:
+    tok = byte_tokenizer()
+    text = "\n\n".join(f"Paragraph {i}: the crew  sang.\nA line." for i in range(300))
+    whole = tok(text, add_special_tokens=False).input_ids
+    assert tokenize_in_pieces(tok, text, piece_chars=100).tolist() == whole
+
+
+@pytest.mark.slow
+def test_tokenizing_in_pieces_equals_whole_text_for_smollm2(shared_data_dir: Path) -> None:
+    from slimllm.data import calibration_text
+    from slimllm.models import load_model
+
+    _, tok = load_model("smollm2-135m")
+    text = calibration_text(shared_data_dir)[0][:400_000]
+    whole = tok(text, add_special_tokens=False).input_ids
+    assert tokenize_in_pieces(tok, text, piece_chars=20_000).tolist() == whole

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -22,15 +21,6 @@ from slimllm.heads import (
     removal_similarity,
     single_head_similarity,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    # Tiny batched matmuls slow down by orders of magnitude when threads contend on a busy box.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def random_contrib(seed: int, heads: int = 6, tokens: int = 40, dims: int = 5) -> torch.Tensor:

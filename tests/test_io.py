@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +26,6 @@ from slimllm.adapters import get_adapter
 from slimllm.io import load_pruned, save_pruned
 from slimllm.models import byte_tokenizer, tiny_model
 from slimllm.regression import fold_regression
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 IDS = torch.randint(0, 256, (2, 10), generator=torch.Generator().manual_seed(0))
 RECORD = {"method": "slimllm", "ratio": {"target": 0.2, "achieved": 0.198}, "seed": 0}

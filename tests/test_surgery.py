@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 import torch
@@ -13,15 +13,6 @@ from slimllm import surgery
 from slimllm.adapters import get_adapter
 from slimllm.models import byte_tokenizer, tiny_model
 from slimllm.surgery import LayerLayout
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 IDS = torch.randint(0, 256, (2, 10), generator=torch.Generator().manual_seed(0))
 WIDTH = 96  # intermediate size of both tiny models
