@@ -35,3 +35,8 @@ def test_failed_write_leaves_the_old_file(tmp_path: Path) -> None:
         write_json(path, {"x": object()})
     assert json.loads(path.read_text()) == {"x": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_written_files_are_readable_by_others(tmp_path: Path) -> None:
+    path = write_json(tmp_path / "r.json", {"x": 1})
+    assert path.stat().st_mode & 0o044 == 0o044
