@@ -1,0 +1,40 @@
+"""Layer-at-a-time pruning on a GPU while the model stays on the CPU (skipped without CUDA)."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from slimllm.models import byte_tokenizer, tiny_model
+from slimllm.pruner import PruneConfig, prune
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+def test_cpu_model_pruned_on_cuda_matches_cpu_pruning(tmp_path: Path) -> None:
+    (tmp_path / "bookcorpus_substitute_gutenberg").mkdir()
+    (tmp_path / "bookcorpus_substitute_gutenberg" / "a.txt").write_text(
+        "Rain on the quay at dawn. " * 300
+    )
+    config = PruneConfig(
+        ratio=0.3, ratio_of="decoder", num_pruned_layers=3, calib_samples=8, calib_seq_len=32
+    )
+    on_cpu = tiny_model("tiny-gqa")
+    on_gpu = copy.deepcopy(on_cpu)
+    a = prune(
+        on_cpu, byte_tokenizer(), config, device="cpu", data_dir=str(tmp_path), progress=False
+    )
+    b = prune(
+        on_gpu, byte_tokenizer(), config, device="cuda", data_dir=str(tmp_path), progress=False
+    )
+    assert all(p.device.type == "cpu" for p in on_gpu.parameters())
+    assert [r.heads_kept for r in a.layers] == [r.heads_kept for r in b.layers]
+    assert [r.channels_kept for r in a.layers] == [r.channels_kept for r in b.layers]
+    ids = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(
+            on_gpu(input_ids=ids).logits, on_cpu(input_ids=ids).logits, rtol=1e-3, atol=1e-4
+        )
