@@ -199,7 +199,10 @@ def load_model(
     """
     torch_dtype = parse_dtype(dtype)
     if name_or_path in TINY:
-        model: nn.Module = tiny_model(name_or_path).to(torch_dtype)
+        model: nn.Module = tiny_model(name_or_path)
+        # Cast weights only: like from_pretrained, keep the rotary inv_freq buffer in float32.
+        for param in model.parameters():
+            param.data = param.data.to(torch_dtype)
         model.config._attn_implementation = attn_implementation
         tokenizer: PreTrainedTokenizerBase = byte_tokenizer()
     else:
