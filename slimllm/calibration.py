@@ -183,7 +183,8 @@ class LayerWalker:
     for step in walker:   # step.inputs are the hidden states entering step.layer
         ...               # collect statistics with run_layer(...), prune step.layer in place
     After each step the walker recomputes the layer's outputs with the layer as it is then,
-    so layer i + 1 is calibrated on what the already-pruned layers produce.
+    so layer i + 1 is calibrated on what the already-pruned layers produce; `on_outputs(step,
+    outputs)`, if given, sees them (e.g. to compare each layer's input with its output).
     """
 
     def __init__(
@@ -194,8 +195,10 @@ class LayerWalker:
         device: torch.device | str | None = None,
         progress: bool = True,
         adapter: ModelAdapter | None = None,
+        on_outputs: Callable[[LayerStep, list[torch.Tensor]], None] | None = None,
     ) -> None:
         self.model = model
+        self.on_outputs = on_outputs
         self.adapter = adapter or get_adapter(model)
         self.device = (
             torch.device(device) if device is not None else next(model.parameters()).device
@@ -215,7 +218,10 @@ class LayerWalker:
             try:
                 step = LayerStep(i, layer, hidden, self.captured.kwargs[i])
                 yield step
-                hidden = run_layer(layer, hidden, step.kwargs, self.device)
+                outputs = run_layer(layer, hidden, step.kwargs, self.device)
+                if self.on_outputs is not None:
+                    self.on_outputs(step, outputs)
+                hidden = outputs
             finally:
                 layer.to(home)
         self.outputs = hidden

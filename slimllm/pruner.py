@@ -19,7 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from slimllm import channels, heads, regression, surgery
 from slimllm.adapters import ModelAdapter, get_adapter
-from slimllm.calibration import LayerStep, LayerWalker, capture_layer_inputs, run_layer
+from slimllm.calibration import LayerStep, LayerWalker, run_layer
 from slimllm.data import calibration_samples
 from slimllm.plan import GQA_MODES, AttentionPlan, channel_params, plan_attention, plan_channels
 from slimllm.provenance import versions
@@ -150,20 +150,16 @@ def layer_similarities(
     progress: bool = False,
 ) -> torch.Tensor:
     """Eq. 11's E[cos(X_i, X_{i+1})] for every layer of the (unpruned) model."""
-    adapter = get_adapter(model)
-    captured = capture_layer_inputs(model, input_ids, batch_size, adapter)
-    hidden = captured.hidden
-    sims = []
-    for i, layer in enumerate(adapter.layers(model)):
-        home = next(layer.parameters()).device
-        layer.to(device)
-        out = run_layer(layer, hidden, captured.kwargs[i], device)
-        layer.to(home)
+    sims: list[float] = []
+
+    def record(step: LayerStep, outputs: list[torch.Tensor]) -> None:
         acc = CosineAccumulator()
-        for x, y in zip(hidden, out, strict=True):
+        for x, y in zip(step.inputs, outputs, strict=True):
             acc.update(x.reshape(-1, x.size(-1)), y.reshape(-1, y.size(-1)))
         sims.append(acc.finalize())
-        hidden = out
+
+    for _ in LayerWalker(model, input_ids, batch_size, device, progress, on_outputs=record):
+        pass
     return torch.tensor(sims, dtype=torch.float64)
 
 
@@ -379,7 +375,8 @@ def prune(
         data_dir,
     )
     say(f"calibration: {origin}")
-    similarity = layer_similarities(model, ids, config.batch_size, device, progress)
+    # One bar for the whole run (the pruning walk below); this pass is the shorter one.
+    similarity = layer_similarities(model, ids, config.batch_size, device, progress=False)
     solution, alpha = solve_ratios(model, similarity, config)
     say(
         f"target {solution.target:.4f}, achieved {solution.achieved:.4f} "
