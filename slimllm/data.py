@@ -77,16 +77,43 @@ ALPACA = TaskSource(
 )
 
 
+#: The folder the Makefile uses: `shared/data` beside the checkout the package runs from.
+CHECKOUT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
 def resolve_data_dir(path: str | os.PathLike[str] | None = None) -> Path | None:
-    """The data directory in use: `path`, else $SLIMLLM_DATA_DIR, else None (hub datasets)."""
+    """The data directory in use, or None for the hub datasets.
+
+    In order: `path`, $SLIMLLM_DATA_DIR, then `../shared/data` beside the checkout (what the
+    Makefile uses), so the command line, the package and `make` agree without any variable set.
+    """
     chosen = path if path is not None else os.environ.get(DATA_ENV) or None
     if chosen is None:
-        return None
+        return CHECKOUT_DATA if CHECKOUT_DATA.is_dir() else None
     root = Path(chosen).expanduser()
     if not root.is_dir():
         origin = "data_dir argument" if path is not None else f"${DATA_ENV}"
         raise DataError(f"{origin} points at {str(root)!r}, which is not a directory")
     return root
+
+
+def _hub_dataset(name: str, *args: Any, **kwargs: Any) -> Any:
+    """`datasets.load_dataset`, failing in one line (no retries) when the hub is out of reach."""
+    hint = f"set ${DATA_ENV} (or --data-dir) to a local data folder laid out like shared/data"
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or os.environ.get(
+        "HF_DATASETS_OFFLINE", "0"
+    ) not in ("", "0"):
+        raise DataError(
+            f"no local data folder was found and the hub is off (HF_HUB_OFFLINE); {hint}"
+        )
+    from datasets import load_dataset
+
+    try:
+        return load_dataset(name, *args, **kwargs)
+    except Exception as err:  # offline, removed configs and renamed fields all land here
+        raise DataError(
+            f"could not load {name!r} from the hub ({type(err).__name__}); {hint}"
+        ) from err
 
 
 def _local_file(root: Path, rel: str, dataset: str) -> Path:
@@ -131,24 +158,14 @@ def load_text(name: str, data_dir: str | os.PathLike[str] | None = None) -> str:
 
 
 def _hub_rows(dataset: str, config: str | None, split: str, field: str) -> list[str]:
-    from datasets import load_dataset
-
-    try:
-        return list(load_dataset(dataset, config, split=split)[field])
-    except Exception as err:  # offline, removed configs and renamed fields all land here
-        raise DataError(
-            f"could not load {dataset}/{config} from the hub ({type(err).__name__}: {err}); "
-            f"set ${DATA_ENV} to a local data directory instead"
-        ) from err
+    return list(_hub_dataset(dataset, config, split=split)[field])
 
 
 def calibration_text(data_dir: str | os.PathLike[str] | None = None) -> tuple[str, str]:
     """The calibration corpus and its origin: the Gutenberg BookCorpus substitute, or BookCorpus."""
     root = resolve_data_dir(data_dir)
     if root is None:
-        from datasets import load_dataset
-
-        stream = load_dataset("bookcorpus", split="train", streaming=True)
+        stream = _hub_dataset("bookcorpus", split="train", streaming=True)
         rows = [row["text"] for _, row in zip(range(200_000), stream, strict=False)]
         return "\n".join(rows), "hf:bookcorpus/train (first 200k rows)"
     folder = root / CALIBRATION_DIR
@@ -276,9 +293,7 @@ def load_alpaca(
     """Alpaca-cleaned instruction records (the local 5,000-record subset, or the hub's full set)."""
     root = resolve_data_dir(data_dir)
     if root is None:
-        from datasets import load_dataset
-
-        records = list(load_dataset("yahma/alpaca-cleaned", split="train"))
+        records = list(_hub_dataset("yahma/alpaca-cleaned", split="train"))
     else:
         file = _local_file(root, ALPACA.path, "alpaca_cleaned")
         records = _read_records(file, "alpaca_cleaned")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import slimllm.data as data_module
 from slimllm.data import (
     DATA_ENV,
     DataError,
@@ -34,11 +35,14 @@ def make_data_dir(root: Path) -> Path:
     return root
 
 
-def test_data_dir_from_argument_env_or_none(
+def test_data_dir_from_argument_env_checkout_or_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(DATA_ENV, raising=False)
+    monkeypatch.setattr(data_module, "CHECKOUT_DATA", tmp_path / "absent")
     assert resolve_data_dir() is None
+    monkeypatch.setattr(data_module, "CHECKOUT_DATA", tmp_path)
+    assert resolve_data_dir() == tmp_path
     monkeypatch.setenv(DATA_ENV, str(tmp_path))
     assert resolve_data_dir() == tmp_path
     assert resolve_data_dir(tmp_path / "..") == tmp_path / ".."

@@ -1,0 +1,5 @@
+import sys
+
+from slimllm.cli import main
+
+sys.exit(main())
