@@ -8,6 +8,7 @@ folder, and `build` keeps each built model in a disk cache so the same recipe is
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict, fields
@@ -21,6 +22,33 @@ from slimllm.pruner import PruneConfig
 from slimllm.store import Store, config_key
 
 RECIPE_KEYS = ("base", "prune", "prune_dtype", "tune")
+
+
+def is_pruned_folder(path: str | os.PathLike[str]) -> bool:
+    config = Path(path) / "config.json"
+    return config.is_file() and "slimllm" in json.loads(config.read_text())
+
+
+def load_any(
+    name: str, dtype: str = "float32", device: str = "cpu"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A folder saved by `save_pruned` through `load_pruned`, anything else through `load_model`."""
+    if is_pruned_folder(name):
+        from slimllm.io import load_pruned
+
+        return load_pruned(name, dtype=parse_dtype(dtype), device=device)
+    return load_model(name, dtype=dtype, device=device)
+
+
+def of_folder(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The recipe a saved pruned folder records (written by `slimllm prune` and `build`), else
+    `{"base": <absolute path>}`, which rebuilds only where that folder exists."""
+    if is_pruned_folder(path):
+        entry = json.loads((Path(path) / "config.json").read_text())["slimllm"]
+        recipe = entry.get("record", {}).get("recipe")
+        if recipe is not None:
+            return recipe
+    return {"base": str(Path(path).resolve())}
 
 
 def dense(base: str = DEFAULT_MODEL) -> dict[str, Any]:
@@ -83,9 +111,10 @@ def build(
     saved under the cache, and re-opened from there afterwards.
     """
     check(recipe)
-    if "prune" not in recipe and "tune" not in recipe:
-        return load_model(recipe["base"], dtype=dtype, device=device)
     from slimllm.io import load_pruned, save_pruned
+
+    if "prune" not in recipe and "tune" not in recipe:
+        return load_any(recipe["base"], dtype, device)
 
     folder = recipe_cache_dir() / config_key("recipe", recipe)
     if use_cache and (folder / "config.json").is_file():

@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command].run(args)
-    except (ValueError, FileExistsError, RuntimeError, DataError) as err:
+    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError, DataError) as err:
         print(f"slimllm {args.command}: error: {err}", file=sys.stderr)
         return 2
 
