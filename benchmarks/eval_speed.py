@@ -7,8 +7,9 @@
    50 % (four "perplexity" records; target: within 0.3 %).
 3. The dense full WikiText-2 and PTB passes in the dtype `auto` picks here (timed records).
 
-    python benchmarks/eval_speed.py            # all three
-    python benchmarks/eval_speed.py --quick    # 16 windows, 1 repeat: a smoke run
+    python benchmarks/eval_speed.py                   # all three
+    python benchmarks/eval_speed.py --parts speed     # only part 1 (speed,agreement,full)
+    python benchmarks/eval_speed.py --quick           # part 1 on 16 windows, 1 repeat
 """
 
 from __future__ import annotations
@@ -29,17 +30,27 @@ def main() -> None:
     )
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--skip-full", action="store_true", help="skip part 3")
+    parser.add_argument("--parts", default="speed,agreement,full", help="comma-separated")
     args = parser.parse_args()
     store = Store()
     auto, reason = resolve_dtype("auto", "cpu")
     print(f"CPU: {cpu_info()}; auto dtype: {auto} ({reason})")
 
+    parts = set(args.parts.split(","))
+    if "speed" in parts or args.quick:
+        speed(store, args.model, auto, args.quick)
+    if "agreement" in parts and not args.quick:
+        agreement(store, args.model)
+    if "full" in parts and not args.quick:
+        full_passes(store, args.model, auto)
+
+
+def speed(store: Store, model: str, auto: str, quick: bool) -> None:
     config = {
-        "model": recipes.dense(args.model),
+        "model": recipes.dense(model),
         "dataset": "wikitext2",
-        "windows": 16 if args.quick else 64,
-        "repeats": 1 if args.quick else 5,
+        "windows": 16 if quick else 64,
+        "repeats": 1 if quick else 5,
         "batch_size": 8,
         "dtypes": ["float32", "bfloat16"],
         "sweep_dtype": auto,
@@ -54,13 +65,13 @@ def main() -> None:
         )
         for bs, speed in entry.get("batch_sweep", {}).items():
             print(f"           batch {bs:>2}: {speed['ms_per_token']:.3f} ms/token")
-    if args.quick:
-        return
 
+
+def agreement(store: Store, model: str) -> None:
     windows = 256
     for name, recipe in {
-        "dense": recipes.dense(args.model),
-        "slimllm-50": recipes.pruned(PruneConfig(ratio=0.5), base=args.model),
+        "dense": recipes.dense(model),
+        "slimllm-50": recipes.pruned(PruneConfig(ratio=0.5), base=model),
     }.items():
         ppl = {
             dtype: measure_perplexity(
@@ -74,11 +85,11 @@ def main() -> None:
             f"bf16 {ppl['bfloat16']:.3f} ({rel:+.3%})"
         )
 
-    if args.skip_full:
-        return
+
+def full_passes(store: Store, model: str, auto: str) -> None:
     for dataset in ("wikitext2", "ptb"):
         rec = measure_perplexity(
-            recipes.dense(args.model), dataset, dtype=auto, store=store, recompute=True
+            recipes.dense(model), dataset, dtype=auto, store=store, recompute=True
         )
         print(
             f"dense full {dataset} in {auto}: ppl {rec.result['ppl']:.3f}, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from slimllm.eval_speed import run_eval_speed
 from slimllm.evaluate import run_perplexity
 from slimllm.recipes import run_prune
 
@@ -17,6 +18,7 @@ Runner = Callable[[dict[str, Any], dict[str, Any]], Any]
 RUNNERS: dict[str, Runner] = {
     "perplexity": run_perplexity,
     "prune": run_prune,
+    "eval_speed": run_eval_speed,
 }
 
 
