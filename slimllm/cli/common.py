@@ -67,6 +67,8 @@ def device_or_default(name: str | None) -> str:
 def load_any(name: str, dtype: str, device: str) -> tuple[Any, Any]:
     """A pruned directory through `load_pruned`, anything else through `load_model`."""
     config = Path(name) / "config.json"
+    if Path(name).exists() and not config.is_file():
+        raise ValueError(f"{name!r} is not a model folder: it has no config.json")
     if config.is_file() and "slimllm" in json.loads(config.read_text()):
         from slimllm.io import load_pruned
 
