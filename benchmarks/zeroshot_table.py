@@ -6,7 +6,7 @@ float32 check on a small subset of the dense model ("zeroshot_dtype_check" recor
 the shared lock:
 
     flock /tmp/slimllm-heavy.lock .venv/bin/python benchmarks/zeroshot_table.py
-    .venv/bin/python benchmarks/zeroshot_table.py --batch-sizes 1,8,16,32   # batch-size probe
+    ... zeroshot_table.py --probe 4,16,32   # time batch sizes first, use the fastest
 """
 
 from __future__ import annotations
@@ -96,13 +96,17 @@ def dtype_check(
     return store.put("zeroshot_dtype_check", config, check, settings)
 
 
-def probe_batch_sizes(sizes: list[int], dtype: str, limit: int) -> None:
-    """Seconds of the same small run at several batch sizes (printed; not a store record)."""
+def probe_batch_sizes(sizes: list[int], dtype: str, limit: int) -> dict[str, Any]:
+    """Seconds of the same small dense run (3 tasks, `limit` items) at each batch size."""
     model, tokenizer = load_model("smollm2-135m", dtype=dtype)
     tasks = ["boolq", "hellaswag", "arc_easy"]
+    seconds = {}
     for size in sizes:
         res = zeroshot(model, tokenizer, tasks, limit=limit, batch_size=size)
+        seconds[str(size)] = res.seconds
         print(f"batch {size:>3}: {res.seconds:6.1f} s, mean {res.mean:.4f}", flush=True)
+    best = min(sizes, key=lambda s: seconds[str(s)])
+    return {"tasks": tasks, "limit": limit, "dtype": dtype, "seconds": seconds, "chosen": best}
 
 
 def main() -> None:
@@ -117,14 +121,18 @@ def main() -> None:
     parser.add_argument("--check-tasks", default="hellaswag,arc_easy")
     parser.add_argument("--check-limit", type=int, default=100)
     parser.add_argument("--no-check", action="store_true", help="skip the bf16/fp32 check")
-    parser.add_argument("--batch-sizes", default=None, help="only probe these batch sizes")
+    parser.add_argument(
+        "--probe", default=None, help="first time these batch sizes (e.g. 4,16,32), use the fastest"
+    )
     parser.add_argument("--recompute", action="store_true")
     args = parser.parse_args()
     dtype, reason = resolve_dtype("auto", args.device)
-    if args.batch_sizes:
-        probe_batch_sizes([int(s) for s in args.batch_sizes.split(",")], dtype, 40)
-        return
-    settings = {"batch_size": args.batch_size, "device": args.device, "dtype_reason": reason}
+    settings: dict[str, Any] = {"device": args.device, "dtype_reason": reason}
+    if args.probe:
+        probe = probe_batch_sizes([int(s) for s in args.probe.split(",")], dtype, 40)
+        args.batch_size = probe["chosen"]
+        settings["batch_probe"] = probe
+    settings["batch_size"] = args.batch_size
     store = Store()
     print(f"dtype {dtype} ({reason}); batch {args.batch_size}; {args.limit} items per task")
     rows = {}

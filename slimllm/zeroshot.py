@@ -93,7 +93,8 @@ def make_lm(
 
 
 def _metric(task_result: dict[str, Any], name: str) -> tuple[float, float]:
-    value = task_result[f"{name},none"]
+    # lm-eval's hub BoolQ and WinoGrande define acc only; the local YAMLs add acc_norm.
+    value = task_result.get(f"{name},none", float("nan"))
     stderr = task_result.get(f"{name}_stderr,none")
     return float(value), float(stderr) if isinstance(stderr, (int, float)) else float("nan")
 
@@ -164,7 +165,7 @@ def zeroshot(
             raise RuntimeError(
                 f"lm-eval scored {len(docs)} items of {name}, expected {len(items[name])}"
             )
-        correct[name] = {m: [int(d[m]) for d in docs] for m in ("acc", "acc_norm")}
+        correct[name] = {m: [int(d[m]) for d in docs] for m in ("acc", "acc_norm") if m in docs[0]}
         scores[name] = {
             "metric": reported,
             "value": value,
