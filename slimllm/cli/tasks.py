@@ -38,7 +38,9 @@ def add_task_options(parser: argparse.ArgumentParser) -> None:
         help="a seeded subset of this many items per task, the same for every model "
         "(default: every item)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the --limit subset")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the --limit subset (default: 0)"
+    )
 
 
 def add_parser(sub: Any) -> None:
