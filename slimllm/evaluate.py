@@ -1,5 +1,8 @@
 """Perplexity under named protocols, with a bootstrap interval and a full record.
 
+Zero-shot accuracy lives in `slimllm.zeroshot` (re-exported here as `zeroshot`), latency in
+`slimllm.latency`.
+
 The number depends heavily on the protocol (LLaMA-7B WikiText-2: 12.62 with 128-token windows,
 5.68 with 2048), so every result carries the protocol it was measured under.
 """
@@ -20,6 +23,9 @@ from slimllm.adapters import get_adapter
 from slimllm.data import load_text_rows
 from slimllm.provenance import model_record, versions
 from slimllm.store import Record, Store
+from slimllm.zeroshot import zeroshot
+
+__all__ = ["PROTOCOLS", "Protocol", "measure_perplexity", "perplexity", "zeroshot"]
 
 
 @dataclass(frozen=True)

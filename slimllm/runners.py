@@ -12,6 +12,7 @@ from typing import Any
 from slimllm.eval_speed import run_eval_speed
 from slimllm.evaluate import run_perplexity
 from slimllm.recipes import run_prune
+from slimllm.zeroshot import run_zeroshot
 
 Runner = Callable[[dict[str, Any], dict[str, Any]], Any]
 
@@ -19,6 +20,7 @@ RUNNERS: dict[str, Runner] = {
     "perplexity": run_perplexity,
     "prune": run_prune,
     "eval_speed": run_eval_speed,
+    "zeroshot": run_zeroshot,
 }
 
 

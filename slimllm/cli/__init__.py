@@ -14,6 +14,7 @@ from types import ModuleType
 from slimllm.cli import eval as eval_cmd
 from slimllm.cli import prune as prune_cmd
 from slimllm.cli import rerun as rerun_cmd
+from slimllm.cli import tasks as tasks_cmd
 from slimllm.cli.common import HelpFormatter, summary_table
 from slimllm.data import DataError
 
@@ -21,6 +22,7 @@ from slimllm.data import DataError
 COMMANDS: dict[str, ModuleType] = {
     "prune": prune_cmd,
     "eval": eval_cmd,
+    "tasks": tasks_cmd,
     "rerun": rerun_cmd,
 }
 

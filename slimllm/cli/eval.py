@@ -15,10 +15,12 @@ from slimllm.cli.common import (
     device_or_default,
     positive_int,
 )
+from slimllm.cli.tasks import add_task_options
 from slimllm.evaluate import PROTOCOLS, perplexity, perplexity_config
 from slimllm.precision import DTYPE_CHOICES, resolve_dtype
 from slimllm.recipes import load_any, of_folder
 from slimllm.store import Store
+from slimllm.zeroshot import DEFAULT_BATCH_SIZE, zeroshot, zeroshot_config
 
 DATASETS = ("wikitext2", "ptb", "ptb-valid")
 
@@ -36,9 +38,10 @@ def datasets(text: str) -> list[str]:
 def add_parser(sub: Any) -> None:
     e = sub.add_parser(
         "eval",
-        help="perplexity of a pruned or dense model",
+        help="perplexity and zero-shot accuracy of a pruned or dense model",
         formatter_class=HelpFormatter,
-        description="Perplexity under a named protocol, of a pruned directory or a model. Each "
+        description="Perplexity under a named protocol and/or 0-shot accuracy on the 7 "
+        "commonsense tasks through lm-eval, of a pruned directory or a model. Each "
         "result is written to the results store (results/ of the checkout, or "
         "$SLIMLLM_RESULTS_DIR) with its configuration, dtype, threads and CPU.",
     )
@@ -48,8 +51,21 @@ def add_parser(sub: Any) -> None:
     e.add_argument(
         "--ppl",
         type=datasets,
-        default=["wikitext2", "ptb"],
-        help=f"comma-separated: {', '.join(DATASETS)}",
+        default=None,
+        help=f"comma-separated: {', '.join(DATASETS)} "
+        "(default: wikitext2,ptb unless only --zeroshot is given)",
+    )
+    e.add_argument(
+        "--zeroshot",
+        action="store_true",
+        help="also (or, without --ppl, only) 0-shot accuracy through lm-eval",
+    )
+    add_task_options(e)
+    e.add_argument(
+        "--zeroshot-batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help="lm-eval requests per forward",
     )
     e.add_argument(
         "--protocol", choices=sorted(PROTOCOLS), default="lineage-128", help="window protocol"
@@ -80,9 +96,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"dtype {dtype} ({reason}) on {device}")
     model, tokenizer = load_any(args.model, dtype, device)
     recipe = of_folder(args.model) if Path(args.model).is_dir() else {"base": args.model}
+    ppl = args.ppl if args.ppl is not None else ([] if args.zeroshot else ["wikitext2", "ptb"])
     store, results = Store(), []
-    print(f"{'dataset':>10} {'ppl':>10} {'95% CI':>21} {'windows':>8} {'seconds':>8}")
-    for name in args.ppl:
+    if ppl:
+        print(f"{'dataset':>10} {'ppl':>10} {'95% CI':>21} {'windows':>8} {'seconds':>8}")
+    for name in ppl:
         res = perplexity(
             model, tokenizer, name, args.protocol, args.max_windows, args.batch_size, args.data_dir
         )
@@ -97,8 +115,29 @@ def run(args: argparse.Namespace) -> int:
         results.append(rec.to_json())
         ci = f"[{res.ci_low:.2f}, {res.ci_high:.2f}]"
         print(f"{name:>10} {res.ppl:>10.3f} {ci:>21} {res.n_windows:>8} {res.seconds:>8.1f}")
+    payload: dict[str, Any] = {"model": args.model, "results": results}
+    if args.zeroshot:
+        zs = zeroshot(
+            model,
+            tokenizer,
+            tasks=args.tasks,
+            limit=args.limit,
+            data_dir=args.data_dir,
+            batch_size=args.zeroshot_batch_size,
+            seed=args.seed,
+        )
+        rec = store.put(
+            "zeroshot",
+            zeroshot_config(recipe, args.tasks, args.limit, args.seed, dtype),
+            zs.to_dict(),
+            {"batch_size": args.zeroshot_batch_size, "device": device, "dtype_reason": reason},
+            seconds=zs.seconds,
+        )
+        print(zs.table())
+        print(f"zero-shot: {zs.seconds:.1f} s, batch {args.zeroshot_batch_size}, {dtype}")
+        payload["zeroshot"] = rec.to_json()
     print(f"records written under {store.root}")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"model": args.model, "results": results}, indent=2))
+        args.json.write_text(json.dumps(payload, indent=2))
     return 0
