@@ -108,7 +108,7 @@ def names() -> list[str]:
 
 
 def resolve(preset: str, notebook: str | Path | None = None) -> dict[str, Any]:
-    """The parameters of `preset` for a notebook (a path or file stem): common values + overrides."""
+    """The values of `preset` for a notebook (a path or file stem): common ones + overrides."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {names()}")
     values = dict(PRESETS[preset])

@@ -160,8 +160,10 @@ def provenance(record: Record) -> str:
     verb = "loaded from" if record.loaded else "measured now and written to"
     took = f", took {record.seconds:.1f} s" if record.seconds is not None else ""
     note = f" ({record.note})" if record.note else ""
-    return f"{verb} {where}: measured {when} on {device}" + (f" ({soft})" if soft else "") + (
-        took + note
+    return (
+        f"{verb} {where}: measured {when} on {device}"
+        + (f" ({soft})" if soft else "")
+        + (took + note)
     )
 
 

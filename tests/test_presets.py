@@ -22,9 +22,10 @@ def test_every_preset_has_the_common_names() -> None:
 def test_resolve_applies_notebook_overrides() -> None:
     assert presets.resolve("cpu")["model"] == "smollm2-135m"
     assert presets.resolve("cpu", "01_setup_and_dense_baseline")["eval_windows"] is None
-    assert presets.resolve("smoke", "notebooks/01_setup_and_dense_baseline.ipynb")[
-        "eval_windows"
-    ] == presets.PRESETS["smoke"]["eval_windows"]
+    assert (
+        presets.resolve("smoke", "notebooks/01_setup_and_dense_baseline.ipynb")["eval_windows"]
+        == presets.PRESETS["smoke"]["eval_windows"]
+    )
     with pytest.raises(ValueError, match="unknown preset"):
         presets.resolve("laptop")
 

@@ -163,9 +163,7 @@ def test_output_dir_leaves_the_original(tmp_path: Path, monkeypatch: pytest.Monk
 def drawing_notebook(path: Path, with_image: bool) -> Path:
     cell = new_code_cell("fig, ax = report.figure()\nreport.show(fig)")
     if with_image:
-        cell.outputs = [
-            nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})
-        ]
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})]
     nb = new_notebook(cells=[new_code_cell("x = 1"), cell])
     nbformat.write(nb, path)
     return path
