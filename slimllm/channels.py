@@ -223,3 +223,41 @@ def select_channels(importance: Tensor, num_keep: int, keep_lowest_fraction: flo
     order = torch.argsort(-importance.to(torch.float64), stable=True)
     kept = torch.cat([order[: num_keep - protected], order[f - protected :]])
     return torch.sort(kept).values
+
+
+def weight_magnitude_importance(w_gate: Tensor, w_up: Tensor, w_down: Tensor) -> Tensor:
+    """||W_gate[j]||_2 + ||W_up[j]||_2 + ||W_down[:, j]||_2, float64 [F]: weights only.
+
+    The plain magnitude criterion (no activations, no feature space) that Eq. 8 is compared
+    with in notebook 5; ``w_gate`` / ``w_up`` are [F, D] and ``w_down`` is [D, F].
+    """
+    _check_float("w_gate", w_gate, 2)
+    _check_float("w_up", w_up, 2)
+    _check_float("w_down", w_down, 2)
+    f, d = w_gate.shape
+    if w_up.shape != (f, d) or w_down.shape != (d, f):
+        raise ValueError(
+            f"expected w_up [{f}, {d}] and w_down [{d}, {f}] to match w_gate [{f}, {d}], "
+            f"got {tuple(w_up.shape)} and {tuple(w_down.shape)}"
+        )
+    return (
+        torch.linalg.vector_norm(w_gate.to(torch.float64), dim=1)
+        + torch.linalg.vector_norm(w_up.to(torch.float64), dim=1)
+        + down_proj_column_norms(w_down)
+    )
+
+
+def explained_variance(eigenvalues: Tensor) -> Tensor:
+    """Cumulative share of the variance held by the first k principal directions, float64 [D].
+
+    ``eigenvalues`` [D] in descending order (as :func:`feature_space_basis` returns them);
+    entry k - 1 is sum(M[:k]) / sum(M). All zeros (a constant output) give all ones.
+    """
+    _check_float("eigenvalues", eigenvalues, 1)
+    if eigenvalues.numel() == 0:
+        raise ValueError("eigenvalues must not be empty")
+    m = eigenvalues.to(torch.float64).clamp_min(0.0)
+    total = m.sum()
+    if total <= 0:
+        return torch.ones_like(m)
+    return m.cumsum(0) / total
