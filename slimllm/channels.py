@@ -245,19 +245,3 @@ def weight_magnitude_importance(w_gate: Tensor, w_up: Tensor, w_down: Tensor) ->
         + torch.linalg.vector_norm(w_up.to(torch.float64), dim=1)
         + down_proj_column_norms(w_down)
     )
-
-
-def explained_variance(eigenvalues: Tensor) -> Tensor:
-    """Cumulative share of the variance held by the first k principal directions, float64 [D].
-
-    ``eigenvalues`` [D] in descending order (as :func:`feature_space_basis` returns them);
-    entry k - 1 is sum(M[:k]) / sum(M). All zeros (a constant output) give all ones.
-    """
-    _check_float("eigenvalues", eigenvalues, 1)
-    if eigenvalues.numel() == 0:
-        raise ValueError("eigenvalues must not be empty")
-    m = eigenvalues.to(torch.float64).clamp_min(0.0)
-    total = m.sum()
-    if total <= 0:
-        return torch.ones_like(m)
-    return m.cumsum(0) / total

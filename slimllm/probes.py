@@ -16,8 +16,9 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from transformers import PreTrainedTokenizerBase
 
-from slimllm import channels, rankings
+from slimllm import channels, inspect, rankings
 from slimllm.adapters import ModelAdapter, get_adapter
 from slimllm.calibration import LayerStep, LayerWalker, run_layer
 from slimllm.data import calibration_samples
@@ -79,6 +80,7 @@ def mlp_statistics(step: LayerStep, adapter: ModelAdapter) -> MlpStatistics:
     return MlpStatistics(eigenvalues, basis, in_norm.finalize(), down_norm.finalize())
 
 
+@torch.no_grad()
 def channel_scores(
     layer: nn.Module, stats: MlpStatistics, adapter: ModelAdapter
 ) -> dict[str, Tensor]:
@@ -154,7 +156,7 @@ def channel_study(
     layers: list[dict[str, Any]] = []
     for step in LayerWalker(model, input_ids, batch_size, device, progress=False, adapter=adapter):
         stats = mlp_statistics(step, adapter)
-        explained = channels.explained_variance(stats.eigenvalues)
+        explained = inspect.explained_variance(stats.eigenvalues)
         m = stats.eigenvalues
         mean = float(m.mean())
         entry: dict[str, Any] = {
@@ -162,7 +164,7 @@ def channel_study(
             "explained_at": {
                 str(k): float(explained[k - 1]) for k in EXPLAINED_AT if k <= m.numel()
             },
-            "directions_90": int((explained < 0.9).sum()) + 1,
+            "directions_90": inspect.directions_for(m, 0.9),
             "share_above_mean": float((m > mean).double().mean()),
             "top_eigenvalue_over_mean": float(m[0]) / mean if mean > 0 else 0.0,
             "rankings": compare_rankings(
@@ -201,16 +203,49 @@ def layer_similarity_samples(
     return torch.tensor(rows, dtype=torch.float64)
 
 
+def calibration_ids(
+    model: nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    samples: int = 32,
+    seq_len: int = 128,
+    seed: int = 42,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> Tensor:
+    """The pruner's calibration windows [samples, seq_len] for ``model`` (BOS if it needs one)."""
+    ids, _ = calibration_samples(
+        tokenizer, samples, seq_len, seed, get_adapter(model).bos_per_window, data_dir
+    )
+    return ids
+
+
+def layer_channel_scores(
+    model: nn.Module,
+    input_ids: Tensor,
+    layer_index: int,
+    batch_size: int = 8,
+    device: torch.device | str | None = None,
+) -> dict[str, Tensor]:
+    """:func:`channel_scores` of one layer of the dense ``model`` (the walk stops there)."""
+    adapter = get_adapter(model)
+    num_layers = len(adapter.layers(model))
+    if not 0 <= layer_index < num_layers:
+        raise ValueError(f"layer_index must be in [0, {num_layers}), got {layer_index}")
+    for step in LayerWalker(model, input_ids, batch_size, device, progress=False, adapter=adapter):
+        if step.index == layer_index:
+            return channel_scores(step.layer, mlp_statistics(step, adapter), adapter)
+    raise AssertionError("unreachable: the walk visits every layer")
+
+
 def _calibration(config: dict[str, Any], settings: dict[str, Any]) -> tuple[nn.Module, Tensor]:
     from slimllm.models import load_model
 
     model, tokenizer = load_model(config["model"], dtype=config["dtype"], device="cpu")
-    ids, _ = calibration_samples(
+    ids = calibration_ids(
+        model,
         tokenizer,
         config["calib_samples"],
         config["calib_seq_len"],
         config["seed"],
-        get_adapter(model).bos_per_window,
         settings.get("data_dir"),
     )
     return model, ids
@@ -242,6 +277,35 @@ def run_nb_similarity(config: dict[str, Any], settings: dict[str, Any]) -> dict[
         model, ids, settings.get("batch_size", 8), settings.get("device", "cpu")
     )
     return {"per_sample": sims.tolist(), "mean": sims.mean(dim=1).tolist()}
+
+
+def variant_recipe(
+    model: str,
+    ratio: float,
+    alpha: float | None = None,
+    calib_samples: int = 32,
+    calib_seq_len: int = 128,
+    seed: int = 42,
+    prune_dtype: str = "float32",
+    **options: Any,
+) -> dict[str, Any]:
+    """The recipe of ``model`` pruned by SlimLLM at ``ratio`` with the notebooks' parameters.
+
+    ``options`` are further `PruneConfig` fields (e.g. ``regression=False`` for an ablation).
+    """
+    from slimllm.pruner import PruneConfig
+    from slimllm.recipes import pruned
+
+    config = PruneConfig(
+        ratio=ratio,
+        alpha=alpha,
+        calib_samples=calib_samples,
+        calib_seq_len=calib_seq_len,
+        seed=seed,
+        **options,
+    )
+    config.validate()
+    return pruned(config, base=model, prune_dtype=prune_dtype)
 
 
 def prune_record(

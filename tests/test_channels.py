@@ -201,13 +201,3 @@ def test_weight_magnitude_importance_matches_loop() -> None:
     assert got.shape == (6,) and got.dtype == torch.float64
     with pytest.raises(ValueError, match="to match w_gate"):
         weight_magnitude_importance(gate, up, down.T)
-
-
-def test_explained_variance_is_the_cumulative_share() -> None:
-    from slimllm.channels import explained_variance
-
-    m = torch.tensor([4.0, 3.0, 2.0, 1.0])
-    assert explained_variance(m).tolist() == pytest.approx([0.4, 0.7, 0.9, 1.0])
-    assert explained_variance(torch.zeros(3)).tolist() == [1.0, 1.0, 1.0]
-    with pytest.raises(ValueError, match="must not be empty"):
-        explained_variance(torch.zeros(0))

@@ -167,3 +167,37 @@ def test_study_runners_return_json(shared_data_dir) -> None:
     )
     assert len(study["layers"]) == 3 and study["keep_fractions"] == [0.5]
     json.dumps([sims, study])
+
+
+def test_variant_recipe_spells_out_the_config() -> None:
+    recipe = probes.variant_recipe("tiny-gqa", 0.5, calib_samples=4, regression=False)
+    assert recipe == pruned(
+        PruneConfig(ratio=0.5, calib_samples=4, regression=False), base="tiny-gqa"
+    )
+    with pytest.raises(ValueError, match="ratio must be in"):
+        probes.variant_recipe("tiny-gqa", 1.5)
+    with pytest.raises(TypeError):
+        probes.variant_recipe("tiny-gqa", 0.5, no_such_option=True)
+
+
+def test_layer_channel_scores_equal_the_walk_at_that_layer() -> None:
+    model = tiny_model("tiny-gqa")
+    adapter = get_adapter(model)
+    steps = iter(LayerWalker(model, IDS, batch_size=2, progress=False))
+    next(steps)
+    step = next(steps)
+    expected = probes.channel_scores(step.layer, probes.mlp_statistics(step, adapter), adapter)
+    got = probes.layer_channel_scores(model, IDS, 1, batch_size=2)
+    for name in probes.CRITERIA:
+        torch.testing.assert_close(got[name], expected[name])
+    with pytest.raises(ValueError, match="layer_index must be in"):
+        probes.layer_channel_scores(model, IDS, 3)
+
+
+def test_calibration_ids_shape(shared_data_dir) -> None:
+    from slimllm.models import byte_tokenizer
+
+    ids = probes.calibration_ids(
+        tiny_model("tiny-llama"), byte_tokenizer(), 3, 16, 0, shared_data_dir
+    )
+    assert ids.shape == (3, 16) and ids.dtype == torch.long
