@@ -218,6 +218,24 @@ def calibration_ids(
     return ids
 
 
+def layer_mlp_statistics(
+    model: nn.Module,
+    input_ids: Tensor,
+    layer_index: int,
+    batch_size: int = 8,
+    device: torch.device | str | None = None,
+) -> MlpStatistics:
+    """:func:`mlp_statistics` of one layer of the dense ``model`` (the walk stops there)."""
+    adapter = get_adapter(model)
+    num_layers = len(adapter.layers(model))
+    if not 0 <= layer_index < num_layers:
+        raise ValueError(f"layer_index must be in [0, {num_layers}), got {layer_index}")
+    for step in LayerWalker(model, input_ids, batch_size, device, progress=False, adapter=adapter):
+        if step.index == layer_index:
+            return mlp_statistics(step, adapter)
+    raise AssertionError("unreachable: the walk visits every layer")
+
+
 def layer_channel_scores(
     model: nn.Module,
     input_ids: Tensor,
@@ -225,15 +243,10 @@ def layer_channel_scores(
     batch_size: int = 8,
     device: torch.device | str | None = None,
 ) -> dict[str, Tensor]:
-    """:func:`channel_scores` of one layer of the dense ``model`` (the walk stops there)."""
+    """:func:`channel_scores` of one layer of the dense ``model``."""
+    stats = layer_mlp_statistics(model, input_ids, layer_index, batch_size, device)
     adapter = get_adapter(model)
-    num_layers = len(adapter.layers(model))
-    if not 0 <= layer_index < num_layers:
-        raise ValueError(f"layer_index must be in [0, {num_layers}), got {layer_index}")
-    for step in LayerWalker(model, input_ids, batch_size, device, progress=False, adapter=adapter):
-        if step.index == layer_index:
-            return channel_scores(step.layer, mlp_statistics(step, adapter), adapter)
-    raise AssertionError("unreachable: the walk visits every layer")
+    return channel_scores(adapter.layers(model)[layer_index], stats, adapter)
 
 
 def _calibration(config: dict[str, Any], settings: dict[str, Any]) -> tuple[nn.Module, Tensor]:

@@ -190,6 +190,8 @@ def test_layer_channel_scores_equal_the_walk_at_that_layer() -> None:
     got = probes.layer_channel_scores(model, IDS, 1, batch_size=2)
     for name in probes.CRITERIA:
         torch.testing.assert_close(got[name], expected[name])
+    stats = probes.layer_mlp_statistics(model, IDS, 1, batch_size=2)
+    torch.testing.assert_close(stats.eigenvalues, probes.mlp_statistics(step, adapter).eigenvalues)
     with pytest.raises(ValueError, match="layer_index must be in"):
         probes.layer_channel_scores(model, IDS, 3)
 
