@@ -94,9 +94,26 @@ OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
         "smoke": {"example_layer": 1},
         "paper": {"example_layer": 15, "exhaustive_max_subsets": 20_000},
     },
-    "05_channel_importance": {},
-    "06_regression": {},
-    "07_layer_ratios": {},
+    "05_channel_importance": {
+        # Tiny models prune in coarse steps: targets they can meet, as fractions of the decoder.
+        "smoke": {
+            "example_layer": 1,
+            "spectrum_layers": [0, 1, 2],
+            "ratios": [0.2, 0.4],
+            "ratio_of": "decoder",
+        },
+        "paper": {"example_layer": 15, "spectrum_layers": [0, 1, 15, 30, 31]},
+    },
+    "06_regression": {"smoke": {"ratios": [0.2, 0.4], "figure_ratio": 0.4, "ratio_of": "decoder"}},
+    "07_layer_ratios": {
+        "smoke": {
+            "ratios": [0.2, 0.4],
+            "layer_counts": [2, 3],
+            "targets": [0.1, 0.2, 0.3, 0.4],
+            "ratio_of": "decoder",
+        },
+        "paper": {"layer_counts": [16, 26, 30]},
+    },
     "08_slimllm_on_smollm2": {},
 }
 

@@ -12,21 +12,26 @@ kernel has: `make book` exports MPLBACKEND=Agg, under which `plt.show()` stores 
 
 from __future__ import annotations
 
-import io
-import logging
-import os
 import warnings
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
 
-import matplotlib as mpl
-import matplotlib.pyplot as plt
-import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+# tqdm.auto warns on stderr (compared by nbval) when it is first imported in a kernel without
+# ipywidgets; importing this module first, as the set-up cells do, silences it for good.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
-from slimllm.store import Record
+import io  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+from collections.abc import Mapping, Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import matplotlib as mpl  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from slimllm.store import Record  # noqa: E402
 
 FIGURES_ENV = "SLIMLLM_FIGURES_DIR"
 #: The checkout's figures folder, where `show(fig, name)` keeps a copy of each figure.
@@ -61,7 +66,6 @@ def setup() -> None:
     Progress-bar and hub warnings would land on stderr, which nbval compares, so they are off.
     """
     mpl.rcParams.update(STYLE)
-    warnings.filterwarnings("ignore", message="IProgress not found")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         import transformers
@@ -171,3 +175,73 @@ def _relative(path: Path) -> str:
     """`results/<kind>/<key>.json` relative to the store's parent, not an absolute path."""
     parts = path.parts
     return "/".join(parts[-3:]) if len(parts) >= 3 else str(path)
+
+
+def flow_diagram(
+    boxes: Sequence[tuple[str, str]],
+    loop: tuple[int, int, str] | None = None,
+    width: float = 6.4,
+    title: str | None = None,
+) -> Figure:
+    """Boxes top to bottom joined by arrows; `loop=(from, to, label)` adds a return arrow.
+
+    Each box is (headline, detail): the headline in bold, the detail (equation, notebook,
+    module) below it in a smaller font.
+    """
+    if not boxes:
+        raise ValueError("boxes must not be empty")
+    step = 1.0
+    height = 0.72
+    fig, ax = figure(width=width, height=0.95 * step * len(boxes) + 0.4)
+    ax.set_axis_off()
+    ax.grid(False)
+    tops = []
+    for i, (headline, detail) in enumerate(boxes):
+        y = -i * step
+        tops.append(y)
+        inside = loop is not None and min(loop[:2]) <= i <= max(loop[:2])
+        ax.add_patch(
+            mpl.patches.FancyBboxPatch(
+                (0.0, y - height / 2),
+                1.0,
+                height,
+                boxstyle="round,pad=0.02,rounding_size=0.05",
+                facecolor="#E8F1FA" if inside else "#F2F2F2",
+                edgecolor=COLORS[0] if inside else "#555555",
+                linewidth=1.0,
+            )
+        )
+        ax.text(0.5, y + 0.12, headline, ha="center", va="center", fontsize=9.5, weight="bold")
+        ax.text(0.5, y - 0.16, detail, ha="center", va="center", fontsize=7.5, color="#333333")
+        if i:
+            ax.annotate(
+                "",
+                (0.5, y + height / 2 + 0.02),
+                (0.5, tops[i - 1] - height / 2 - 0.02),
+                arrowprops={"arrowstyle": "-|>", "color": "#333333", "lw": 1.0},
+            )
+    if loop is not None:
+        start, end, label = loop
+        # Out of the right edge of `start`, up (or down) the margin, back into `end`.
+        ax.plot([1.02, 1.12, 1.12], [tops[start], tops[start], tops[end]], color=COLORS[0], lw=1.2)
+        ax.annotate(
+            "",
+            (1.02, tops[end]),
+            (1.12, tops[end]),
+            arrowprops={"arrowstyle": "-|>", "color": COLORS[0], "lw": 1.2},
+        )
+        ax.text(
+            1.17,
+            (tops[start] + tops[end]) / 2,
+            label,
+            rotation=90,
+            ha="center",
+            va="center",
+            color=COLORS[0],
+            fontsize=8,
+        )
+    ax.set_xlim(-0.05, 1.22)
+    ax.set_ylim(tops[-1] - step / 2 - 0.05, step / 2)
+    if title:
+        ax.set_title(title)
+    return fig

@@ -92,6 +92,28 @@ def preset_parameters(
     return chosen
 
 
+def checkout_root(path: Path) -> Path | None:
+    """The checkout holding a notebook: the nearest parent with pyproject.toml and slimllm/."""
+    for parent in path.resolve().parents:
+        if (parent / "pyproject.toml").is_file() and (parent / "slimllm").is_dir():
+            return parent
+    return None
+
+
+def kernel_environment(path: Path) -> None:
+    """Make the kernel import `slimllm` from the notebook's own checkout.
+
+    The kernel runs in notebooks/, where a shared or editable install could resolve `slimllm`
+    to another checkout; the checkout's root goes first on PYTHONPATH, which the kernel inherits.
+    """
+    root = checkout_root(path)
+    if root is None:
+        return
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if str(root) not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(root), *parts])
+
+
 def run_notebook(
     path: Path,
     parameters: dict[str, Any] | None = None,
@@ -104,6 +126,7 @@ def run_notebook(
     """
     path = path.resolve()
     target = path if output is None else output.resolve()
+    kernel_environment(path)
     # Papermill writes its output while it runs; keep that outside notebooks/ so that no tool
     # (nbval, the book, a glob) ever sees a half-executed copy.
     with tempfile.TemporaryDirectory(prefix="run_notebooks-") as tmpdir:
