@@ -19,6 +19,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from slimllm.adapters import get_adapter
 from slimllm.data import load_text_rows
 from slimllm.provenance import model_record, versions
+from slimllm.store import Record, Store
 
 
 @dataclass(frozen=True)
@@ -117,19 +118,44 @@ def bootstrap_interval(
     return low.item(), high.item()
 
 
+def token_nll(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, softcap: float | None = None
+) -> torch.Tensor:
+    """Next-token NLL of each position: cross-entropy of `hidden @ weight.T` against `targets`.
+
+    `hidden` is [N, D] (the decoder's final hidden states), `weight` the [V, D] output
+    embedding, `targets` [N]. Logits are formed in the model's dtype (where the matmul is
+    fast) and the log-softmax is taken in float32, so bfloat16 models lose no accuracy there.
+    `softcap` applies Gemma's final-logit soft-capping, tanh(z / c) * c.
+    """
+    logits = hidden @ weight.T
+    if softcap is not None:
+        logits = torch.tanh(logits / softcap) * softcap
+    return F.cross_entropy(logits.float(), targets, reduction="none")
+
+
 @torch.no_grad()
 def window_nll(
     model: PreTrainedModel, windows: torch.Tensor, batch_size: int, progress: bool
 ) -> torch.Tensor:
-    """Mean next-token NLL of each window (the first token of a window is context only)."""
+    """Mean next-token NLL of each window (the first token of a window is context only).
+
+    The decoder body runs once per batch and the output projection only on the positions that
+    are scored (not the last one), contiguous, so no [B, V, T] transposed copy is made.
+    """
     device = next(model.parameters()).device
+    body = model.get_decoder()
+    weight = model.get_output_embeddings().weight
+    softcap = getattr(model.config, "final_logit_softcapping", None)
     out = []
     batches = range(0, windows.size(0), batch_size)
     for start in tqdm(batches, desc="perplexity", unit="batch", disable=not progress, leave=False):
         batch = windows[start : start + batch_size].to(device)
-        logits = model(input_ids=batch, use_cache=False).logits[:, :-1].float()
-        nll = F.cross_entropy(logits.transpose(1, 2), batch[:, 1:], reduction="none")
-        out.append(nll.mean(dim=1).cpu())
+        hidden = body(input_ids=batch, use_cache=False).last_hidden_state[:, :-1]
+        nll = token_nll(
+            hidden.reshape(-1, hidden.size(-1)), weight, batch[:, 1:].reshape(-1), softcap
+        )
+        out.append(nll.view(batch.size(0), -1).mean(dim=1).cpu())
     return torch.cat(out)
 
 
@@ -211,3 +237,77 @@ def perplexity_table(
         ).to_dict()
         for name in datasets
     }
+
+
+def perplexity_config(
+    recipe: dict[str, Any],
+    dataset: str,
+    protocol: str = "lineage-128",
+    dtype: str = "float32",
+    max_windows: int | None = None,
+) -> dict[str, Any]:
+    """The store configuration of one perplexity measurement (what decides the number)."""
+    return {
+        "model": recipe,
+        "dataset": dataset,
+        "protocol": get_protocol(protocol).name,
+        "dtype": dtype,
+        "max_windows": max_windows,
+    }
+
+
+def run_perplexity(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Measure a "perplexity" record's configuration: build the model, score the dataset."""
+    from slimllm.recipes import build
+
+    device = settings.get("device", "cpu")
+    model, tokenizer = build(config["model"], dtype=config["dtype"], device=device)
+    return perplexity(
+        model,
+        tokenizer,
+        config["dataset"],
+        config["protocol"],
+        config["max_windows"],
+        settings.get("batch_size", 8),
+        data_dir=settings.get("data_dir"),
+        progress=settings.get("progress", True),
+    ).to_dict()
+
+
+def measure_perplexity(
+    recipe: dict[str, Any],
+    dataset: str,
+    protocol: str = "lineage-128",
+    dtype: str = "float32",
+    max_windows: int | None = None,
+    batch_size: int = 8,
+    device: str = "cpu",
+    store: Store | None = None,
+    recompute: bool = False,
+    model: PreTrainedModel | None = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+    progress: bool = True,
+) -> Record:
+    """The stored perplexity of `recipe` on `dataset`, measured now if the store lacks it.
+
+    Pass the already-built `model` and `tokenizer` of the recipe to skip building it again;
+    they must be the recipe's model in `dtype`.
+    """
+    store = store or Store()
+    config = perplexity_config(recipe, dataset, protocol, dtype, max_windows)
+    settings = {"batch_size": batch_size, "device": device, "progress": progress}
+    if model is None:
+        return store.run(
+            "perplexity", config, lambda: run_perplexity(config, settings), settings, recompute
+        )
+    if tokenizer is None:
+        raise ValueError("measure_perplexity: pass the tokenizer together with the model")
+    return store.run(
+        "perplexity",
+        config,
+        lambda: perplexity(
+            model, tokenizer, dataset, protocol, max_windows, batch_size, progress=progress
+        ).to_dict(),
+        settings,
+        recompute,
+    )

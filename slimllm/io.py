@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from slimllm import modeling_slimllm
 from slimllm.adapters import get_adapter
 from slimllm.modeling_slimllm import SLIM_CLASSES
+from slimllm.models import load_tokenizer
 from slimllm.surgery import LayerLayout, layer_layout
 
 MODELING_FILE = "modeling_slimllm.py"
@@ -158,5 +159,5 @@ def load_pruned(
     adapter = get_adapter(model)
     for layer, layout in zip(adapter.layers(model), entry["layers"], strict=True):
         layer.slimllm_layout = LayerLayout.from_dict(layout)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = load_tokenizer(folder)
     return model.to(device).eval(), tokenizer

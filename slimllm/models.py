@@ -207,7 +207,7 @@ def load_model(
         tokenizer: PreTrainedTokenizerBase = byte_tokenizer()
     else:
         path = _resolve(name_or_path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = load_tokenizer(path)
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=torch_dtype, attn_implementation=attn_implementation
         )
@@ -215,10 +215,32 @@ def load_model(
     return model.to(device).eval(), tokenizer
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    """The tokenizer saved in a model folder; a folder without one is an error, not an empty
+    tokenizer (which transformers 5 would otherwise return)."""
+    folder = Path(path)
+    if folder.is_dir() and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelNotAvailableError(
+            f"{folder} has no tokenizer files ({', '.join(TOKENIZER_FILES)}); save the "
+            "tokenizer into the model folder (tokenizer.save_pretrained(folder))"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    if len(tokenizer) == 0:
+        raise ModelNotAvailableError(f"the tokenizer in {folder} is empty (no vocabulary)")
+    return tokenizer
+
+
 def _resolve(name_or_path: str) -> str:
     if name_or_path in EMBEDDED:
         return str(convert_embedded(name_or_path))
     if Path(name_or_path).exists():
+        if not (Path(name_or_path) / "config.json").is_file():
+            raise ModelNotAvailableError(
+                f"{name_or_path} is not a model folder (it has no config.json)"
+            )
         return name_or_path
     known = sorted([*EMBEDDED, *TINY])
     if name_or_path.count("/") != 1 or name_or_path.startswith(("/", ".")):

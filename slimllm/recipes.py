@@ -8,7 +8,9 @@ folder, and `build` keeps each built model in a disk cache so the same recipe is
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,36 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from slimllm.models import DEFAULT_MODEL, cache_dir, load_model, parse_dtype
 from slimllm.pruner import PruneConfig
-from slimllm.store import config_key
+from slimllm.store import Store, config_key
 
 RECIPE_KEYS = ("base", "prune", "prune_dtype", "tune")
+
+
+def is_pruned_folder(path: str | os.PathLike[str]) -> bool:
+    config = Path(path) / "config.json"
+    return config.is_file() and "slimllm" in json.loads(config.read_text())
+
+
+def load_any(
+    name: str, dtype: str = "float32", device: str = "cpu"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A folder saved by `save_pruned` through `load_pruned`, anything else through `load_model`."""
+    if is_pruned_folder(name):
+        from slimllm.io import load_pruned
+
+        return load_pruned(name, dtype=parse_dtype(dtype), device=device)
+    return load_model(name, dtype=dtype, device=device)
+
+
+def of_folder(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The recipe a saved pruned folder records (written by `slimllm prune` and `build`), else
+    `{"base": <absolute path>}`, which rebuilds only where that folder exists."""
+    if is_pruned_folder(path):
+        entry = json.loads((Path(path) / "config.json").read_text())["slimllm"]
+        recipe = entry.get("record", {}).get("recipe")
+        if recipe is not None:
+            return recipe
+    return {"base": str(Path(path).resolve())}
 
 
 def dense(base: str = DEFAULT_MODEL) -> dict[str, Any]:
@@ -82,34 +111,40 @@ def build(
     saved under the cache, and re-opened from there afterwards.
     """
     check(recipe)
-    if "prune" not in recipe and "tune" not in recipe:
-        return load_model(recipe["base"], dtype=dtype, device=device)
     from slimllm.io import load_pruned, save_pruned
+
+    if "prune" not in recipe and "tune" not in recipe:
+        return load_any(recipe["base"], dtype, device)
 
     folder = recipe_cache_dir() / config_key("recipe", recipe)
     if use_cache and (folder / "config.json").is_file():
         return load_pruned(folder, dtype=parse_dtype(dtype), device=device)
-    model, tokenizer = _make(recipe, device, data_dir, progress)
+    model, tokenizer, report = make(recipe, device, data_dir, progress)
     if use_cache:
-        save_pruned(model, tokenizer, folder, {"recipe": recipe}, overwrite=True)
+        save_pruned(model, tokenizer, folder, {**report, "recipe": recipe}, overwrite=True)
     return model.to(device=device, dtype=parse_dtype(dtype)), tokenizer
 
 
-def _make(
+def make(
     recipe: dict[str, Any],
-    device: str,
-    data_dir: str | os.PathLike[str] | None,
-    progress: bool,
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    device: str = "cpu",
+    data_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
+    """Build a pruned recipe from its base model; returns the model, tokenizer and the
+    pruning record, which is also written to the results store as a "prune" record."""
     from slimllm.pruner import prune
 
+    check(recipe)
     prune_dtype = recipe.get("prune_dtype", "float32")
     model, tokenizer = load_model(recipe["base"], dtype=prune_dtype, device="cpu")
+    report: dict[str, Any] = {}
     if "prune" in recipe:
         method = recipe["prune"]["method"]
         if method != "slimllm":
             raise ValueError(f"unknown pruning method {method!r} in recipe")
-        prune(
+        start = time.perf_counter()
+        result = prune(
             model,
             tokenizer,
             prune_config(recipe),
@@ -117,6 +152,19 @@ def _make(
             data_dir=data_dir,
             progress=progress,
         )
+        report = result.to_dict()
+        Store().put(
+            "prune",
+            {"model": {k: v for k, v in recipe.items() if k != "tune"}},
+            report,
+            settings={"device": device},
+            seconds=time.perf_counter() - start,
+        )
     if "tune" in recipe:
         raise ValueError("recipes with 'tune' need slimllm.tune, which is not available yet")
-    return model, tokenizer
+    return model, tokenizer, report
+
+
+def run_prune(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
+    """Measure a "prune" record's configuration again (no recipe cache)."""
+    return make(config["model"], settings.get("device", "cpu"))[2]

@@ -27,3 +27,11 @@ def shared_data_dir() -> Path:
     if not root.is_dir():
         pytest.skip(f"no data directory at {root}")
     return root
+
+
+@pytest.fixture(autouse=True)
+def _results_in_tmp(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Records written by a test go to a temporary store, never into the checkout's results/."""
+    monkeypatch.setenv("SLIMLLM_RESULTS_DIR", str(tmp_path_factory.mktemp("results")))

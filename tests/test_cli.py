@@ -10,6 +10,8 @@ import pytest
 
 from slimllm.cli import build_parser, main
 from slimllm.io import load_pruned
+from slimllm.models import load_model
+from slimllm.store import Store
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +74,15 @@ def test_prune_then_eval(
     ]
     assert main([*eval_args, "--json", str(report), "--device", "cpu"]) == 0
     results = json.loads(report.read_text())["results"]
-    assert results[0]["dataset"] == "wikitext2" and results[0]["n_windows"] == 2
+    assert results[0]["config"]["dataset"] == "wikitext2"
+    assert results[0]["result"]["n_windows"] == 2
+    # The store holds the pruning and the evaluation, keyed by the recipe the folder records.
+    (stored,) = Store().find("perplexity", dataset="wikitext2")
+    assert stored.config["model"] == record["recipe"] and stored.config["dtype"] in (
+        "float32",
+        "bfloat16",
+    )
+    assert Store().find("prune", model=record["recipe"])
 
 
 def test_existing_out_is_refused(tmp_path: Path) -> None:
@@ -117,6 +127,29 @@ def test_runtime_errors_are_one_line(
     err = capsys.readouterr().err
     assert err.startswith("slimllm prune: error:") and "unreachable" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_help_states_each_default_once(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("prune", "eval"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "(default: None)" not in text
+        assert "default: 10 below 35%, else 7)" in text or command == "eval"
+        assert "(default: 42)" in text or command == "eval"
+
+
+def test_folders_that_are_not_models_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["eval", str(empty), "--max-windows", "1"]) == 2
+    assert "is not a model folder (it has no config.json)" in capsys.readouterr().err
+    model, _ = load_model("tiny-llama")
+    model.save_pretrained(tmp_path / "no-tok")
+    assert main(["eval", str(tmp_path / "no-tok"), "--max-windows", "1"]) == 2
+    assert "has no tokenizer files" in capsys.readouterr().err
 
 
 def test_help_explains_every_option(capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,8 @@ from slimllm.evaluate import (
     bootstrap_interval,
     make_windows,
     perplexity,
+    token_nll,
+    window_nll,
 )
 from slimllm.models import load_model
 
@@ -104,3 +106,26 @@ def test_smollm2_wikitext_first_windows(shared_data_dir: Path) -> None:
     )
     assert res.record["data"]["windows_total"] > 2000
     assert 5 < res.ppl < 100
+
+
+def test_token_nll_matches_log_softmax_with_and_without_softcap() -> None:
+    gen = torch.Generator().manual_seed(0)
+    hidden, weight = torch.randn(6, 5, generator=gen), torch.randn(11, 5, generator=gen)
+    targets = torch.randint(0, 11, (6,), generator=gen)
+    for cap in (None, 2.0):
+        logits = hidden @ weight.T
+        if cap is not None:
+            logits = cap * torch.tanh(logits / cap)
+        slow = torch.stack(
+            [-torch.log_softmax(row, 0)[t] for row, t in zip(logits, targets, strict=True)]
+        )
+        torch.testing.assert_close(token_nll(hidden, weight, targets, cap), slow)
+
+
+def test_bfloat16_scoring_stays_close_to_float32() -> None:
+    model, _ = load_model("tiny-llama")
+    windows = torch.randint(0, 256, (4, 32), generator=torch.Generator().manual_seed(1))
+    fp32 = window_nll(model, windows, batch_size=2, progress=False)
+    bf16 = window_nll(model.to(torch.bfloat16), windows, batch_size=2, progress=False)
+    assert bf16.dtype == torch.float32
+    assert (bf16 - fp32).abs().max() < 0.05

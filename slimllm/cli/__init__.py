@@ -13,6 +13,7 @@ from types import ModuleType
 
 from slimllm.cli import eval as eval_cmd
 from slimllm.cli import prune as prune_cmd
+from slimllm.cli import rerun as rerun_cmd
 from slimllm.cli.common import HelpFormatter, summary_table
 from slimllm.data import DataError
 
@@ -20,6 +21,7 @@ from slimllm.data import DataError
 COMMANDS: dict[str, ModuleType] = {
     "prune": prune_cmd,
     "eval": eval_cmd,
+    "rerun": rerun_cmd,
 }
 
 __all__ = ["COMMANDS", "build_parser", "main", "summary_table"]
@@ -41,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command].run(args)
-    except (ValueError, FileExistsError, RuntimeError, DataError) as err:
+    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError, DataError) as err:
         print(f"slimllm {args.command}: error: {err}", file=sys.stderr)
         return 2
 

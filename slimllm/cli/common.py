@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
-from typing import Any
 
 import torch
 
 from slimllm.data import DATA_ENV
-from slimllm.models import DTYPES, EMBEDDED, TINY, load_model
+from slimllm.models import EMBEDDED, TINY
 from slimllm.pruner import PruneReport
 
 MODELS_HELP = ", ".join([*EMBEDDED, *TINY])
@@ -62,16 +59,6 @@ def add_device(parser: argparse.ArgumentParser) -> None:
 
 def device_or_default(name: str | None) -> str:
     return name or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def load_any(name: str, dtype: str, device: str) -> tuple[Any, Any]:
-    """A pruned directory through `load_pruned`, anything else through `load_model`."""
-    config = Path(name) / "config.json"
-    if config.is_file() and "slimllm" in json.loads(config.read_text()):
-        from slimllm.io import load_pruned
-
-        return load_pruned(name, dtype=DTYPES[dtype], device=device)
-    return load_model(name, dtype=dtype, device=device)
 
 
 def summary_table(report: PruneReport) -> str:

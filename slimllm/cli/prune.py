@@ -19,6 +19,8 @@ from slimllm.cli.common import (
 from slimllm.models import DEFAULT_MODEL, DTYPES, load_model
 from slimllm.plan import GQA_MODES
 from slimllm.pruner import PruneConfig, prune
+from slimllm.recipes import pruned
+from slimllm.store import Store
 
 
 def add_parser(sub: Any) -> None:
@@ -127,8 +129,10 @@ def run(args: argparse.Namespace) -> int:
     # The model stays on the CPU; each layer visits `device` during calibration.
     model, tokenizer = load_model(args.model, dtype=args.dtype, device="cpu")
     report = prune(model, tokenizer, config, device=device, data_dir=args.data_dir, log=print)
+    recipe = pruned(config, base=args.model, prune_dtype=args.dtype)
     record = {**report.to_dict(), "model": args.model, "dtype": args.dtype, "device": device}
-    out = save_pruned(model, tokenizer, args.out, record, overwrite=args.overwrite)
+    out = save_pruned(model, tokenizer, args.out, {**record, "recipe": recipe}, args.overwrite)
+    stored = Store().put("prune", {"model": recipe}, record, {"device": device}, report.seconds)
     print(summary_table(report))
-    print(f"saved to {out}")
+    print(f"saved to {out}; record {stored.path}")
     return 0

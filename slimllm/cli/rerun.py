@@ -1,0 +1,72 @@
+"""`slimllm rerun RECORD`: measure a stored record again from its configuration and compare."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from slimllm.cli.common import HelpFormatter
+from slimllm.store import Store
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "rerun",
+        help="measure a results record again from its configuration",
+        formatter_class=HelpFormatter,
+        description="Rebuild the model from the record's recipe, measure again, and print the "
+        "stored and new numbers side by side. The store is left as it was unless --write.",
+    )
+    p.add_argument("record", type=Path, help="a JSON record under results/<kind>/")
+    p.add_argument("--device", default=None, help="override the recorded device")
+    p.add_argument(
+        "--write", action="store_true", help="replace the stored record with the new one"
+    )
+
+
+def numbers(value: Any, prefix: str = "") -> dict[str, float]:
+    """The top-level and nested scalar numbers of a result, by dotted name (lists skipped)."""
+    out: dict[str, float] = {}
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key != "record":
+                out.update(numbers(item, f"{prefix}{key}."))
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        out[prefix.rstrip(".")] = float(value)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from slimllm.runners import runner_for
+
+    if not args.record.is_file():
+        raise ValueError(f"RECORD {str(args.record)!r} is not a file")
+    old = Store.read(args.record)
+    settings = dict(old.settings)
+    if args.device is not None:
+        settings["device"] = args.device
+    elif str(settings.get("device", "cpu")).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            settings["device"] = "cpu"
+            print(f"recorded on {old.settings['device']}; no GPU here, measuring on the CPU")
+    runner = runner_for(old.kind)
+    print(f"{old.kind} record {old.key}, {old.where}")
+    if args.write:
+        store = Store(args.record.parent.parent)
+        new = store.run(
+            old.kind, old.config, lambda: runner(old.config, settings), settings, recompute=True
+        )
+        result = new.result
+    else:
+        result = runner(old.config, settings)
+    before, after = numbers(old.result), numbers(result)
+    print(f"{'value':<32} {'stored':>14} {'now':>14} {'rel. diff':>10}")
+    for name in sorted(before.keys() & after.keys()):
+        a, b = before[name], after[name]
+        rel = abs(b - a) / abs(a) if a else (0.0 if b == a else math.inf)
+        print(f"{name:<32} {a:>14.6g} {b:>14.6g} {rel:>10.2e}")
+    return 0

@@ -1,0 +1,30 @@
+"""Which function measures each kind of record, so any record can be measured again.
+
+A runner takes a record's `config` and `settings` and returns its `result`; `slimllm rerun`
+looks the kind up here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from slimllm.eval_speed import run_eval_speed
+from slimllm.evaluate import run_perplexity
+from slimllm.recipes import run_prune
+
+Runner = Callable[[dict[str, Any], dict[str, Any]], Any]
+
+RUNNERS: dict[str, Runner] = {
+    "perplexity": run_perplexity,
+    "prune": run_prune,
+    "eval_speed": run_eval_speed,
+}
+
+
+def runner_for(kind: str) -> Runner:
+    if kind not in RUNNERS:
+        raise ValueError(
+            f"records of kind {kind!r} cannot be re-run; re-runnable kinds: {sorted(RUNNERS)}"
+        )
+    return RUNNERS[kind]
