@@ -4,13 +4,14 @@ Each function walks the dense model layer by layer on calibration windows (the w
 `slimllm.calibration`) and returns what one equation sees on real activations: the MLP output
 spectrum and the channel rankings of Eq. 5-8, the per-sample layer similarities of Eq. 11.
 The `run_nb_*` functions are the results-store runners of these measurements (kinds
-"nb_channels" and "nb_similarity"); `prune_record` and `perplexity_record` read or make the
-"prune" and "perplexity" records of a model recipe.
+"nb_channels" and "nb_similarity"); `prune_record` reads or makes the "prune" record of a
+model recipe.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -326,72 +327,34 @@ def prune_record(
     device: str = "cpu",
     data_dir: str | os.PathLike[str] | None = None,
     store: Store | None = None,
+    fields: tuple[str, ...] = (),
 ) -> Record:
     """The "prune" record (a PruneReport) of a pruned recipe, pruning it if the store lacks it.
 
-    The pruned model is saved where `slimllm.recipes.build` looks for it, so evaluating the
-    recipe afterwards does not prune again. Config: {"model": recipe}.
+    A stored record whose layer reports lack one of ``fields`` (made before the pruner recorded
+    them, e.g. ``"attn_error_before"``) is measured again and replaced. The pruned model goes
+    where `slimllm.recipes.build` looks for it, so evaluating the recipe does not prune again.
     """
     from slimllm.io import save_pruned
-    from slimllm.models import load_model
-    from slimllm.pruner import prune
-    from slimllm.recipes import check, prune_config, recipe_cache_dir
+    from slimllm.recipes import check, make, recipe_cache_dir
     from slimllm.store import config_key
 
     check(recipe)
-    if recipe.get("prune", {}).get("method") != "slimllm":
+    if recipe.get("prune", {}).get("method") != "slimllm" or "tune" in recipe:
         raise ValueError(f"prune_record needs a recipe pruned with slimllm, got {recipe!r}")
     store = store or Store()
-
-    def compute() -> dict[str, Any]:
-        model, tokenizer = load_model(
-            recipe["base"], dtype=recipe.get("prune_dtype", "float32"), device="cpu"
-        )
-        report = prune(
-            model, tokenizer, prune_config(recipe), device=device, data_dir=data_dir, progress=False
-        ).to_dict()
-        folder = recipe_cache_dir() / config_key("recipe", recipe)
-        save_pruned(model, tokenizer, folder, {**report, "recipe": recipe}, overwrite=True)
-        return report
-
-    return store.run("prune", {"model": recipe}, compute, settings={"device": device})
-
-
-def perplexity_record(
-    recipe: dict[str, Any],
-    dataset: str = "wikitext2",
-    dtype: str = "float32",
-    max_windows: int | None = None,
-    protocol: str = "lineage-128",
-    device: str = "cpu",
-    batch_size: int = 8,
-    data_dir: str | os.PathLike[str] | None = None,
-    store: Store | None = None,
-) -> Record:
-    """The "perplexity" record of a recipe, measured (and stored) if the store lacks it.
-
-    Config: {"model": recipe, "dataset", "protocol", "dtype", "max_windows"}. A pruned recipe
-    gets its "prune" record first (:func:`prune_record`), so the pruning is on record too.
-    """
-    from slimllm.evaluate import get_protocol, perplexity
-    from slimllm.recipes import build
-
-    store = store or Store()
-    config = {
-        "model": recipe,
-        "dataset": dataset,
-        "protocol": get_protocol(protocol).name,
-        "dtype": dtype,
-        "max_windows": max_windows,
-    }
-
-    def compute() -> dict[str, Any]:
-        if "prune" in recipe:
-            prune_record(recipe, device, data_dir, store)
-        model, tokenizer = build(recipe, dtype=dtype, device=device, data_dir=data_dir)
-        return perplexity(
-            model, tokenizer, dataset, protocol, max_windows, batch_size, data_dir, progress=False
-        ).to_dict()
-
-    settings = {"device": device, "batch_size": batch_size}
-    return store.run("perplexity", config, compute, settings=settings)
+    config = {"model": recipe}
+    found = store.get("prune", config)
+    if found is not None and all(
+        name in layer for layer in found.result["layers"] for name in fields
+    ):
+        return found
+    start = time.perf_counter()
+    model, tokenizer, report = make(recipe, device, data_dir)
+    seconds = time.perf_counter() - start
+    folder = recipe_cache_dir() / config_key("recipe", recipe)
+    save_pruned(model, tokenizer, folder, {**report, "recipe": recipe}, overwrite=True)
+    # make() records the run in the default store; a store elsewhere gets its own copy.
+    return store.get("prune", config) or store.put(
+        "prune", config, report, settings={"device": device}, seconds=seconds
+    )

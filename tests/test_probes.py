@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 import torch
@@ -13,8 +12,8 @@ from slimllm.adapters import get_adapter
 from slimllm.calibration import LayerWalker
 from slimllm.models import tiny_model
 from slimllm.pruner import PruneConfig, layer_similarities
-from slimllm.recipes import pruned
-from slimllm.store import Store
+from slimllm.recipes import pruned, recipe_cache_dir
+from slimllm.store import Store, config_key
 
 IDS = torch.randint(0, 256, (4, 20), generator=torch.Generator().manual_seed(5))
 
@@ -118,23 +117,17 @@ def test_similarity_samples_average_to_the_pruner_scores(name: str) -> None:
     assert float(per_sample[1, 2]) == pytest.approx(sum(cosines) / 20, rel=1e-5)
 
 
-@pytest.fixture()
-def isolated(tmp_path, monkeypatch):
+def test_prune_record_is_stored_once_and_refreshed_for_new_fields(
+    tmp_path, monkeypatch, shared_data_dir
+) -> None:
     monkeypatch.setenv("SLIMLLM_CACHE_DIR", str(tmp_path / "cache"))
-    return Store(tmp_path / "results")
-
-
-def test_prune_and_perplexity_records_are_stored_once(isolated: Store, shared_data_dir) -> None:
+    monkeypatch.setenv("SLIMLLM_RESULTS_DIR", str(tmp_path / "results"))
+    store = Store()
     config = PruneConfig(ratio=0.3, calib_samples=4, calib_seq_len=32, ratio_of="decoder")
     recipe = pruned(config, base="tiny-gqa")
-    record = probes.perplexity_record(
-        recipe, "wikitext2", max_windows=2, data_dir=str(shared_data_dir), store=isolated
-    )
-    assert not record.loaded and record.config["model"] == recipe
-    assert record.result["n_windows"] == 2 and math.isfinite(record.result["ppl"])
-    prune = isolated.get("prune", {"model": recipe})
-    assert prune is not None
-    report = prune.result
+    record = probes.prune_record(recipe, data_dir=str(shared_data_dir), store=store)
+    assert record.config == {"model": recipe} and record.path is not None
+    report = record.result
     assert abs(report["achieved"] - 0.3) <= 0.005 + 1e-9
     fitted = [row for row in report["layers"] if row["mlp_error_after"] is not None]
     assert fitted, "some layer's MLP was pruned and refitted"
@@ -142,13 +135,19 @@ def test_prune_and_perplexity_records_are_stored_once(isolated: Store, shared_da
         assert row["mlp_error_after"] <= row["mlp_error_before"] + 1e-12
         assert len(row["mlp_a_quantiles"]) == 7
         assert row["mlp_a_quantiles"] == sorted(row["mlp_a_quantiles"])
-    again = probes.perplexity_record(
-        recipe, "wikitext2", max_windows=2, data_dir=str(shared_data_dir), store=isolated
+    # The model is cached where recipes.build looks: building it does not prune again.
+    assert (recipe_cache_dir() / config_key("recipe", recipe) / "config.json").is_file()
+    again = probes.prune_record(recipe, store=store, fields=("mlp_error_after",))
+    assert again.loaded and again.result == report
+    # A record made before a field existed is measured again.
+    stale = {**report, "layers": [{"index": r["index"]} for r in report["layers"]]}
+    store.put("prune", {"model": recipe}, stale)
+    fresh = probes.prune_record(
+        recipe, data_dir=str(shared_data_dir), store=store, fields=("mlp_error_after",)
     )
-    assert again.loaded and again.result["ppl"] == record.result["ppl"]
-    assert probes.prune_record(recipe, store=isolated).loaded
+    assert "mlp_error_after" in fresh.result["layers"][0]
     with pytest.raises(ValueError, match="pruned with slimllm"):
-        probes.prune_record({"base": "tiny-gqa"}, store=isolated)
+        probes.prune_record({"base": "tiny-gqa"}, store=store)
 
 
 def test_study_runners_return_json(shared_data_dir) -> None:
