@@ -89,7 +89,8 @@ def preset_parameters(
         raise ValueError(f"{path.name}: -p names parameters it does not declare: {unknown}")
     chosen.update(overrides or {})
     presets.validate(chosen)
-    return chosen
+    # Values equal to the cell's own need no injected cell (a cpu run then injects nothing).
+    return {k: v for k, v in chosen.items() if declared[k] != v}
 
 
 def checkout_root(path: Path) -> Path | None:
