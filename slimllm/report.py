@@ -66,6 +66,9 @@ def setup() -> None:
     Progress-bar and hub warnings would land on stderr, which nbval compares, so they are off.
     """
     mpl.rcParams.update(STYLE)
+    # Per-layer tables of a 32-layer model must not be cut to "..." in the page.
+    pd.set_option("display.max_columns", 40)
+    pd.set_option("display.width", 200)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         import transformers
