@@ -191,3 +191,16 @@ def test_stored_image_must_reach_the_page(tmp_path: Path) -> None:
     page.write_text(page.read_text().replace("</body>", '<img src="../_images/a.png"></body>'))
     assert check_book.check_figures(root, notebooks) == []
     assert check_book.main([str(root), "--notebooks", str(notebooks)]) == 0
+
+
+COMMITTED = sorted(
+    p
+    for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")
+    if not p.name.startswith(".")
+)
+
+
+@pytest.mark.parametrize("notebook", COMMITTED, ids=lambda p: p.name)
+def test_committed_notebook_stores_its_figures(notebook: Path) -> None:
+    """Every cell of a committed notebook that draws holds its image/png (see check_book)."""
+    assert check_book.check_notebook_figures(notebook) == []
