@@ -223,3 +223,25 @@ def select_channels(importance: Tensor, num_keep: int, keep_lowest_fraction: flo
     order = torch.argsort(-importance.to(torch.float64), stable=True)
     kept = torch.cat([order[: num_keep - protected], order[f - protected :]])
     return torch.sort(kept).values
+
+
+def weight_magnitude_importance(w_gate: Tensor, w_up: Tensor, w_down: Tensor) -> Tensor:
+    """||W_gate[j]||_2 + ||W_up[j]||_2 + ||W_down[:, j]||_2, float64 [F]: weights only.
+
+    The plain magnitude criterion (no activations, no feature space) that Eq. 8 is compared
+    with in notebook 5; ``w_gate`` / ``w_up`` are [F, D] and ``w_down`` is [D, F].
+    """
+    _check_float("w_gate", w_gate, 2)
+    _check_float("w_up", w_up, 2)
+    _check_float("w_down", w_down, 2)
+    f, d = w_gate.shape
+    if w_up.shape != (f, d) or w_down.shape != (d, f):
+        raise ValueError(
+            f"expected w_up [{f}, {d}] and w_down [{d}, {f}] to match w_gate [{f}, {d}], "
+            f"got {tuple(w_up.shape)} and {tuple(w_down.shape)}"
+        )
+    return (
+        torch.linalg.vector_norm(w_gate.to(torch.float64), dim=1)
+        + torch.linalg.vector_norm(w_up.to(torch.float64), dim=1)
+        + down_proj_column_norms(w_down)
+    )

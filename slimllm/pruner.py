@@ -27,6 +27,8 @@ from slimllm.ratios import CosineAccumulator, RatioSolution, solve_base_ratio
 
 #: Tokens per chunk when turning stored activations into float64 statistics.
 CHUNK_TOKENS = 1024
+#: Quantiles of the regression coefficients A and B kept in each LayerReport.
+FIT_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 
 
 @dataclass
@@ -110,6 +112,17 @@ class LayerReport:
     attn_b_mean: float | None = None
     mlp_a_mean: float | None = None
     mlp_b_mean: float | None = None
+    #: Relative squared error of the sub-layer's output against the unpruned sub-layer on the
+    #: same calibration inputs, before and after the Eq. 9-10 fit (None without regression).
+    attn_error_before: float | None = None
+    attn_error_after: float | None = None
+    mlp_error_before: float | None = None
+    mlp_error_after: float | None = None
+    #: A and B at the quantiles FIT_QUANTILES over the output dimensions (their distribution).
+    attn_a_quantiles: list[float] | None = None
+    attn_b_quantiles: list[float] | None = None
+    mlp_a_quantiles: list[float] | None = None
+    mlp_b_quantiles: list[float] | None = None
 
 
 @dataclass
@@ -221,12 +234,17 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
 
 
 def _fit_and_fold(
-    linear: nn.Linear, x: torch.Tensor, w_full: torch.Tensor, keep_cols: torch.Tensor
-) -> tuple[float, float]:
+    linear: nn.Linear,
+    x: torch.Tensor,
+    w_full: torch.Tensor,
+    keep_cols: torch.Tensor,
+    report: LayerReport,
+    part: str,
+) -> None:
     """Eq. 9-10 for an output projection whose input columns outside keep_cols were removed.
 
     `x` holds the full inputs and `w_full` the weight before surgery; `linear` is already
-    sliced to keep_cols. Returns the mean of A and of B.
+    sliced to keep_cols. Records the fit's summary as the report's `{part}_*` fields.
     """
     acc = regression.RegressionAccumulator()
     bias = linear.bias
@@ -240,7 +258,17 @@ def _fit_and_fold(
     a, b = acc.solve()
     weight, new_bias = regression.fold_regression(linear.weight.data, bias, a, b)
     surgery.set_output_bias(linear, weight, new_bias)
-    return a.mean().item(), b.mean().item()
+    q = torch.tensor(FIT_QUANTILES, dtype=torch.float64)
+    summary = {
+        "a_mean": a.mean().item(),
+        "b_mean": b.mean().item(),
+        "error_before": acc.relative_error(),
+        "error_after": acc.relative_error(a, b),
+        "a_quantiles": torch.quantile(a.cpu(), q).tolist(),
+        "b_quantiles": torch.quantile(b.cpu(), q).tolist(),
+    }
+    for name, value in summary.items():
+        setattr(report, f"{part}_{name}", value)
 
 
 def _prune_attention(
@@ -293,9 +321,7 @@ def _prune_attention(
     surgery.prune_attention_heads(layer, adapter, keep_heads)
     report.heads_kept = list(layer.slimllm_layout.kept_heads)
     if config.regression:
-        report.attn_a_mean, report.attn_b_mean = _fit_and_fold(
-            o_proj, x, w_full, keep_cols.to(x.device)
-        )
+        _fit_and_fold(o_proj, x, w_full, keep_cols.to(x.device), report, "attn")
 
 
 def _prune_mlp(
@@ -343,7 +369,7 @@ def _prune_mlp(
     if config.regression:
         x = torch.cat(stored)
         down = adapter.mlp_projections(layer).down
-        report.mlp_a_mean, report.mlp_b_mean = _fit_and_fold(down, x, w_full, keep.to(x.device))
+        _fit_and_fold(down, x, w_full, keep.to(x.device), report, "mlp")
 
 
 def prune(

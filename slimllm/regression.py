@@ -37,6 +37,33 @@ def _line(mean_x: Tensor, mean_y: Tensor, var_x: Tensor, cov_xy: Tensor) -> tupl
     return a, mean_y - a * mean_x
 
 
+def relative_output_error(
+    pruned: Tensor, full: Tensor, a: Tensor | None = None, b: Tensor | None = None
+) -> float:
+    """||full - (A * pruned + B)||_F^2 / ||full||_F^2 over tokens [N, D], in float64.
+
+    Without ``a`` and ``b`` it is the error of the pruned output itself (A = 1, B = 0), i.e. the
+    error before regression; with the fit of :func:`fit_output_regression`, the error after.
+    A zero ``full`` gives 0 for an exact match and inf otherwise.
+    """
+    _check_pair(pruned, full)
+    x = pruned.to(torch.float64)
+    y = full.to(torch.float64)
+    d = x.shape[1]
+    a64 = torch.ones(d, dtype=torch.float64) if a is None else a.to(torch.float64).cpu()
+    b64 = torch.zeros(d, dtype=torch.float64) if b is None else b.to(torch.float64).cpu()
+    if a64.shape != (d,) or b64.shape != (d,):
+        raise ValueError(f"a and b must have shape ({d},) like the outputs' columns")
+    residual = float((y - (a64.to(y.device) * x + b64.to(y.device))).pow(2).sum())
+    return _ratio(residual, float(y.pow(2).sum()))
+
+
+def _ratio(residual: float, total: float) -> float:
+    if total > 0:
+        return residual / total
+    return 0.0 if residual == 0 else float("inf")
+
+
 def fit_output_regression(pruned: Tensor, full: Tensor) -> tuple[Tensor, Tensor]:
     """Eq. 9: per-dimension least squares full_i = A_i * pruned_i + B_i, float64 (A [D], B [D]).
 
@@ -58,7 +85,7 @@ class RegressionAccumulator:
 
     def __init__(self) -> None:
         self._shift: tuple[Tensor, Tensor] | None = None
-        # Rows: sum x, sum y, sum x^2, sum x*y, each [D] and taken about the shifts.
+        # Rows: sum x, sum y, sum x^2, sum x*y, sum y^2, each [D] and taken about the shifts.
         self._sums: Tensor | None = None
         self._count = 0
 
@@ -75,22 +102,41 @@ class RegressionAccumulator:
         if self._shift is None or self._sums is None:
             # Moments about the first chunk's means avoid cancellation on large offsets.
             self._shift = (x.mean(dim=0), y.mean(dim=0))
-            self._sums = x.new_zeros((4, x.shape[1]))
+            self._sums = x.new_zeros((5, x.shape[1]))
         if x.shape[1] != self._sums.shape[1]:
             raise ValueError(f"pruned_chunk must have {self._sums.shape[1]} columns like before")
         xs = x - self._shift[0]
         ys = y - self._shift[1]
-        self._sums += torch.stack([xs, ys, xs * xs, xs * ys]).sum(dim=1)
+        self._sums += torch.stack([xs, ys, xs * xs, xs * ys, ys * ys]).sum(dim=1)
         self._count += x.shape[0]
 
     def solve(self) -> tuple[Tensor, Tensor]:
         """Return (A, B) as :func:`fit_output_regression` would on all chunks at once."""
         if self._shift is None or self._sums is None:
             raise ValueError("no tokens accumulated: call update() first")
-        off_x, off_y, sq_x, cross = self._sums / self._count
+        off_x, off_y, sq_x, cross, _ = self._sums / self._count
         var_x = (sq_x - off_x**2).clamp_min(0.0)
         cov_xy = cross - off_x * off_y
         return _line(self._shift[0] + off_x, self._shift[1] + off_y, var_x, cov_xy)
+
+    def relative_error(self, a: Tensor | None = None, b: Tensor | None = None) -> float:
+        """:func:`relative_output_error` of all chunks so far, from the streamed moments.
+
+        Without ``a`` and ``b``: the error before regression; with :meth:`solve`'s: after.
+        """
+        if self._shift is None or self._sums is None:
+            raise ValueError("no tokens accumulated: call update() first")
+        d = self._sums.shape[1]
+        a64 = self._sums.new_ones(d) if a is None else a.to(self._sums)
+        b64 = self._sums.new_zeros(d) if b is None else b.to(self._sums)
+        if a64.shape != (d,) or b64.shape != (d,):
+            raise ValueError(f"a and b must have shape ({d},) like the outputs' columns")
+        m_x, m_y, sq_x, cross, sq_y = self._sums / self._count
+        # With x = xs + sx and y = ys + sy, the residual is ys - a xs + c, c = sy - a sx - b.
+        c = self._shift[1] - a64 * self._shift[0] - b64
+        residual = sq_y - 2 * a64 * cross + a64**2 * sq_x + 2 * c * (m_y - a64 * m_x) + c**2
+        full_sq = sq_y + 2 * self._shift[1] * m_y + self._shift[1] ** 2
+        return _ratio(float(residual.clamp_min(0.0).sum()), float(full_sq.sum()))
 
 
 def fold_regression(

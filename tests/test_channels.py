@@ -184,3 +184,20 @@ def test_select_channels_protects_lowest_fraction() -> None:
 def test_bad_inputs_raise(call: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()  # type: ignore[operator]
+
+
+def test_weight_magnitude_importance_matches_loop() -> None:
+    from slimllm.channels import weight_magnitude_importance
+
+    gate, up, down = randn(40, 6, 4), randn(41, 6, 4), randn(42, 4, 6)
+    got = weight_magnitude_importance(gate.float(), up, down)
+    for j in range(6):
+        expected = (
+            math.sqrt(sum(float(gate.float()[j, i]) ** 2 for i in range(4)))
+            + math.sqrt(sum(float(up[j, i]) ** 2 for i in range(4)))
+            + math.sqrt(sum(float(down[i, j]) ** 2 for i in range(4)))
+        )
+        assert float(got[j]) == pytest.approx(expected, rel=1e-12)
+    assert got.shape == (6,) and got.dtype == torch.float64
+    with pytest.raises(ValueError, match="to match w_gate"):
+        weight_magnitude_importance(gate, up, down.T)

@@ -122,3 +122,85 @@ def test_failing_notebook_is_left_untouched(
 
 def test_missing_notebook_is_reported(tmp_path: Path) -> None:
     assert run_notebooks.main([str(tmp_path / "nope.ipynb")]) == 2
+
+
+def test_preset_parameters_only_sets_declared_names(tmp_path: Path) -> None:
+    path = write_notebook(tmp_path / "p.ipynb", "print(x)")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].source = 'x = 1\nmodel = "smollm2-135m"\nratios = [0.2, 0.5]'
+    nbformat.write(nb, path)
+    assert run_notebooks.declared_parameters(path) == {
+        "x": 1,
+        "model": "smollm2-135m",
+        "ratios": [0.2, 0.5],
+    }
+    # Only what differs from the cell is injected: ratios are the same in smoke and in the cell.
+    assert run_notebooks.preset_parameters(path, "smoke") == {"model": "tiny-gqa"}
+    assert run_notebooks.preset_parameters(path, "cpu") == {}
+    assert run_notebooks.preset_parameters(path, "cpu", {"x": 3}) == {"x": 3}
+    with pytest.raises(ValueError, match="does not declare"):
+        run_notebooks.preset_parameters(path, "cpu", {"nope": 3})
+    with pytest.raises(ValueError, match="ratio"):
+        run_notebooks.preset_parameters(path, None, {"ratios": [2.0]})
+
+
+def test_smoke_preset_needs_an_output_dir(tmp_path: Path) -> None:
+    path = write_notebook(tmp_path / "s.ipynb", "print(x)")
+    assert run_notebooks.main([str(path), "--preset", "smoke", "--no-progress"]) == 2
+
+
+def test_output_dir_leaves_the_original(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    path = write_notebook(src / "o.ipynb", "import os\nprint(x, os.environ['SLIMLLM_RESULTS_DIR'])")
+    original = path.read_bytes()
+    out = tmp_path / "out"
+    monkeypatch.delenv("SLIMLLM_RESULTS_DIR", raising=False)
+    assert run_notebooks.main([str(path), "--output-dir", str(out), "--no-progress"]) == 0
+    assert path.read_bytes() == original
+    assert stdout_of(out / "o.ipynb").split() == ["1", str(out.resolve() / "results")]
+
+
+def drawing_notebook(path: Path, with_image: bool) -> Path:
+    cell = new_code_cell("fig, ax = report.figure()\nreport.show(fig)")
+    if with_image:
+        cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo="})]
+    nb = new_notebook(cells=[new_code_cell("x = 1"), cell])
+    nbformat.write(nb, path)
+    return path
+
+
+def test_drawing_cell_without_image_fails(tmp_path: Path) -> None:
+    root = make_book(tmp_path / "html")
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    drawing_notebook(notebooks / "01.ipynb", with_image=False)
+    problems = check_book.check_figures(root, notebooks)
+    assert problems and "cell 1 draws but stores no image" in problems[0]
+    assert check_book.main([str(root), "--notebooks", str(notebooks)]) == 1
+
+
+def test_stored_image_must_reach_the_page(tmp_path: Path) -> None:
+    root = make_book(tmp_path / "html")
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    drawing_notebook(notebooks / "01.ipynb", with_image=True)
+    problems = check_book.check_figures(root, notebooks)
+    assert problems == ["notebooks/01.html: shows 0 images, notebook stores 1"]
+    page = root / "notebooks" / "01.html"
+    page.write_text(page.read_text().replace("</body>", '<img src="../_images/a.png"></body>'))
+    assert check_book.check_figures(root, notebooks) == []
+    assert check_book.main([str(root), "--notebooks", str(notebooks)]) == 0
+
+
+COMMITTED = sorted(
+    p
+    for p in (Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")
+    if not p.name.startswith(".")
+)
+
+
+@pytest.mark.parametrize("notebook", COMMITTED, ids=lambda p: p.name)
+def test_committed_notebook_stores_its_figures(notebook: Path) -> None:
+    """Every cell of a committed notebook that draws holds its image/png (see check_book)."""
+    assert check_book.check_notebook_figures(notebook) == []
