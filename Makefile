@@ -16,6 +16,8 @@ export PYTHONHASHSEED := 0
 export TOKENIZERS_PARALLELISM := false
 export HF_HUB_OFFLINE ?= 1
 export MPLBACKEND := Agg
+# nbval and papermill kernels import this checkout's slimllm, whichever venv they share.
+export PYTHONPATH := $(CURDIR)
 NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
 
 .PHONY: setup test test-fast book notebooks lint bench clean
@@ -35,13 +37,14 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 test: setup
 	$(PY) -m ruff check slimllm tests benchmarks
-	$(PY) -m pytest tests --nbval-lax notebooks -p no:cacheprovider
+	$(PY) -m pytest tests --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg \
+		-p no:cacheprovider
 
 test-fast: setup
-	$(PY) -m pytest tests -m "not slow"
+	$(PY) -m pytest tests -m "not slow and not notebooks"
 
 notebooks: setup
-	$(PY) -m slimllm.tools.run_notebooks $(NOTEBOOKS)
+	$(PY) -m slimllm.tools.run_notebooks --preset cpu --no-progress $(NOTEBOOKS)
 
 # A fresh html folder, so pages of removed notebooks do not linger; -W: a broken link, figure
 # or cross-reference fails the build instead of shipping.
@@ -55,6 +58,7 @@ lint: setup
 	$(PY) -m ruff format --check slimllm tests benchmarks
 
 bench: setup
+	$(PY) benchmarks/eval_speed.py
 	$(PY) benchmarks/prune_cost.py
 
 clean:

@@ -1,10 +1,9 @@
-"""Dense perplexity of a model on full WikiText-2 / PTB sets: the record notebook 01 reads.
+"""Dense perplexity of a model on the full WikiText-2 / PTB sets: the records notebook 01 reads.
 
-Writes results/dense_baseline.json in the `slimllm.results.cached_run` format, with the same
-configuration notebook 01 asks for, so the notebook (and the book) reuse it instead of spending
-an hour of CPU; `recompute=True` in the notebook measures it again.
+Writes one "perplexity" record per dataset into the results store, under the configuration
+notebook 01 asks for, so the notebook (and the book) read them instead of recomputing.
 
-    python benchmarks/dense_baseline.py [--device cuda]
+    python benchmarks/dense_baseline.py [--device cuda] [--dtype float32]
 """
 
 from __future__ import annotations
@@ -13,9 +12,10 @@ import argparse
 
 import torch
 
-from slimllm.evaluate import perplexity_table
-from slimllm.models import load_model
-from slimllm.results import DENSE_DATASETS, baseline_config, cached_run
+from slimllm import recipes
+from slimllm.evaluate import measure_perplexity
+
+DATASETS = ("wikitext2", "ptb", "ptb-valid")
 
 
 def main() -> None:
@@ -26,18 +26,20 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--out", default="results/dense_baseline.json")
     args = parser.parse_args()
-    config = baseline_config(args.model, args.dtype, None, args.batch_size)
-
-    def compute() -> dict[str, object]:
-        model, tok = load_model(args.model, dtype=args.dtype, device=args.device)
-        return perplexity_table(
-            model, tok, DENSE_DATASETS, max_windows=None, batch_size=args.batch_size
+    model, tok = recipes.build(recipes.dense(args.model), dtype=args.dtype, device=args.device)
+    for name in DATASETS:
+        rec = measure_perplexity(
+            recipes.dense(args.model),
+            name,
+            dtype=args.dtype,
+            batch_size=args.batch_size,
+            device=args.device,
+            recompute=True,
+            model=model,
+            tokenizer=tok,
         )
-
-    result, _ = cached_run(args.out, config, compute, recompute=True)
-    for name, res in result.items():
+        res = rec.result
         print(f"{name:>10} {res['ppl']:9.3f} ({res['n_windows']} windows, {res['seconds']:.1f} s)")
 
 

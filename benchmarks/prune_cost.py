@@ -2,9 +2,9 @@
 
 Each case runs in a fresh subprocess, so its peak resident memory (ru_maxrss) is its own:
 SmolLM2-135M at 20 % and 50 %, and a seeded random LLaMA of about 1B parameters, whose peak
-should stay near the model plus one layer's calibration activations. Results go to
-results/prune_cost.json; peak memory is compared as a ratio to the same process once the dense
-model is loaded and resident (Python, torch and the weights).
+should stay near the model plus one layer's calibration activations. Each case is a
+"prune_cost" record in the results store; peak memory is compared as a ratio to the same
+process once the dense model is loaded and resident (Python, torch and the weights).
 
     python benchmarks/prune_cost.py
 """
@@ -20,14 +20,15 @@ import time
 
 import torch
 
-from slimllm.provenance import versions
-from slimllm.results import write_json
+from slimllm import recipes
+from slimllm.pruner import PruneConfig
+from slimllm.store import Store
 
 CASES = {
     "smollm2-135m@20": {"model": "smollm2-135m", "ratio": 0.2, "samples": 32},
     "smollm2-135m@50": {"model": "smollm2-135m", "ratio": 0.5, "samples": 32},
     # Random weights: only time and memory mean anything here; fewer samples keep it short.
-    "random-llama-1b@50": {"model": "random-1b", "ratio": 0.5, "samples": 8},
+    "random-llama-1b@50": {"model": "random-llama-1b", "ratio": 0.5, "samples": 8},
 }
 RANDOM_1B = {
     "hidden_size": 2048,
@@ -51,7 +52,7 @@ def run_case(spec: dict[str, object]) -> dict[str, object]:
 
     torch.manual_seed(0)
     base_rss = peak_mib()
-    if spec["model"] == "random-1b":
+    if spec["model"] == "random-llama-1b":
         from slimllm.models import byte_tokenizer
 
         model = LlamaForCausalLM(LlamaConfig(**RANDOM_1B)).eval()
@@ -92,29 +93,28 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--cases", default=",".join(CASES))
-    parser.add_argument("--out", default="results/prune_cost.json")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         print(json.dumps(run_case(CASES[args.case])))
         return
-    rows = {}
+    store = Store()
     for name in args.cases.split(","):
+        spec = CASES[name]
         done = subprocess.run(
             [sys.executable, __file__, "--case", name], capture_output=True, text=True, check=True
         )
-        rows[name] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(name, rows[name], flush=True)
-    write_json(
-        args.out,
-        {
-            "benchmark": "prune_cost",
-            "device": "cpu",
-            "date": time.strftime("%Y-%m-%d"),
-            "versions": versions(),
-            "cases": rows,
-        },
-    )
+        row = json.loads(done.stdout.strip().splitlines()[-1])
+        config = PruneConfig(ratio=float(spec["ratio"]), calib_samples=int(spec["samples"]))
+        recipe = recipes.pruned(config, base=str(spec["model"]))
+        rec = store.put(
+            "prune_cost",
+            {"model": recipe, "case": name},
+            row,
+            {"device": "cpu", "subprocess": True},
+            seconds=row["seconds"],
+        )
+        print(name, row, rec.path, flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """Perplexity of SmolLM2-135M pruned by SlimLLM at 20 % and 50 %, with the 50 % ablations.
 
-Writes results/prune_quality.json: for every variant the pruning record (per-layer ratios,
-heads and channels kept, regression coefficients) and full-set WikiText-2 / PTB perplexity
-under the 128-token protocol, next to the dense model measured the same way.
+For every variant: a "prune" record (per-layer ratios, heads and channels kept, regression
+coefficients) and full-set WikiText-2 / PTB "perplexity" records under the 128-token protocol,
+all keyed by the variant's recipe in the results store.
 
     python benchmarks/prune_quality.py                      # full sets (slow on a CPU)
     python benchmarks/prune_quality.py --max-windows 8      # quick look
@@ -11,16 +11,13 @@ under the 128-token protocol, next to the dense model measured the same way.
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import replace
 
 import torch
 
-from slimllm.evaluate import perplexity
-from slimllm.models import load_model
-from slimllm.provenance import versions
-from slimllm.pruner import PruneConfig, prune
-from slimllm.results import write_json
+from slimllm import recipes
+from slimllm.evaluate import measure_perplexity
+from slimllm.pruner import PruneConfig
 
 VARIANTS: dict[str, dict[str, object]] = {
     "slimllm-20": {"ratio": 0.2},
@@ -43,51 +40,35 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--out", default="results/prune_quality.json")
     args = parser.parse_args()
-    datasets = args.datasets.split(",")
-    base = PruneConfig()
-    rows = []
     for name in ["dense", *args.variants.split(",")]:
-        model, tok = load_model(args.model, dtype=args.dtype, device=args.device)
-        row: dict[str, object] = {"variant": name}
-        if name != "dense":
-            config = replace(base, **VARIANTS[name])
-            report = prune(model, tok, config, device=args.device, progress=False)
-            row["prune"] = report.to_dict()
-        row["parameters"] = sum(p.numel() for p in model.parameters())
-        row["ppl"] = {}
-        for ds in datasets:
-            res = perplexity(
-                model,
-                tok,
+        recipe = (
+            recipes.dense(args.model)
+            if name == "dense"
+            else recipes.pruned(
+                replace(PruneConfig(), **VARIANTS[name]), args.model, prune_dtype=args.dtype
+            )
+        )
+        model, tok = recipes.build(recipe, dtype=args.dtype, device=args.device, use_cache=False)
+        for ds in args.datasets.split(","):
+            rec = measure_perplexity(
+                recipe,
                 ds,
+                dtype=args.dtype,
                 max_windows=args.max_windows,
                 batch_size=args.batch_size,
+                device=args.device,
+                recompute=True,
+                model=model,
+                tokenizer=tok,
                 progress=False,
             )
-            row["ppl"][ds] = res.to_dict()
+            res = rec.result
             print(
-                f"{name:>20} {ds:>10} {res.ppl:9.3f} "
-                f"({res.n_windows} windows, {res.seconds:.1f} s)",
+                f"{name:>20} {ds:>10} {res['ppl']:9.3f} "
+                f"({res['n_windows']} windows, {res['seconds']:.1f} s)",
                 flush=True,
             )
-        rows.append(row)
-    device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu"
-    write_json(
-        args.out,
-        {
-            "benchmark": "prune_quality",
-            "model": args.model,
-            "dtype": args.dtype,
-            "device": device_name,
-            "protocol": "lineage-128",
-            "max_windows": args.max_windows,
-            "date": time.strftime("%Y-%m-%d"),
-            "versions": versions(),
-            "rows": rows,
-        },
-    )
 
 
 if __name__ == "__main__":

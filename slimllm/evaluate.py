@@ -227,24 +227,6 @@ def perplexity(
     )
 
 
-def perplexity_table(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    datasets: list[str],
-    protocol: str = "lineage-128",
-    max_windows: int | None = None,
-    batch_size: int = 8,
-    progress: bool = False,
-) -> dict[str, dict[str, Any]]:
-    """`perplexity` on several datasets, as plain dicts (ready for a results file)."""
-    return {
-        name: perplexity(
-            model, tokenizer, name, protocol, max_windows, batch_size, progress=progress
-        ).to_dict()
-        for name in datasets
-    }
-
-
 def perplexity_config(
     recipe: dict[str, Any],
     dataset: str,
