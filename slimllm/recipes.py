@@ -32,7 +32,10 @@ def pruned(
     method: str = "slimllm",
     prune_dtype: str = "float32",
 ) -> dict[str, Any]:
-    """The recipe of `base` pruned with `config` (every field spelled out, defaults included)."""
+    """The recipe of `base` pruned with `config` (every field spelled out, defaults included).
+
+    For a method other than SlimLLM pass `slimllm.methods.method_config(method, ...)`.
+    """
     return {"base": base, "prune": {"method": method, **asdict(config)}, "prune_dtype": prune_dtype}
 
 
@@ -101,15 +104,13 @@ def _make(
     data_dir: str | os.PathLike[str] | None,
     progress: bool,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    from slimllm.pruner import prune
+    from slimllm.methods import prune_with
 
     prune_dtype = recipe.get("prune_dtype", "float32")
     model, tokenizer = load_model(recipe["base"], dtype=prune_dtype, device="cpu")
     if "prune" in recipe:
-        method = recipe["prune"]["method"]
-        if method != "slimllm":
-            raise ValueError(f"unknown pruning method {method!r} in recipe")
-        prune(
+        prune_with(
+            recipe["prune"]["method"],
             model,
             tokenizer,
             prune_config(recipe),
