@@ -35,7 +35,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--recompute", action="store_true")
     parser.add_argument(
-        "--profile", action="store_true", help="also profile each method (a prune_profile record)"
+        "--profile",
+        default="",
+        help="comma-separated methods to profile once more under cProfile (prune_profile records)",
     )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--one-profile", action="store_true", help=argparse.SUPPRESS)
@@ -82,7 +84,9 @@ def main() -> None:
                 )
                 result = json.loads(done.stdout.strip().splitlines()[-1])
                 found = store.put("prune_cost", config, result, settings, result["seconds"])
-            if args.profile and (store.get("prune_profile", config) is None or args.recompute):
+            if method in args.profile.split(",") and (
+                store.get("prune_profile", config) is None or args.recompute
+            ):
                 done = subprocess.run(
                     [
                         sys.executable,

@@ -75,8 +75,8 @@ def test_every_method_meets_the_target_with_consistent_shapes(
     assert torch.isfinite(logits(model)).all()
 
 
-@pytest.mark.parametrize("method", sorted(PEERS))
-def test_peers_are_deterministic_for_a_seed(method: str, data_dir: str) -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_methods_are_deterministic_for_a_seed(method: str, data_dir: str) -> None:
     a, _ = run(method, "tiny-gqa", data_dir, seed=3)
     b, _ = run(method, "tiny-gqa", data_dir, seed=3)
     sa, sb = a.state_dict(), b.state_dict()
@@ -360,3 +360,44 @@ def test_cli_prunes_with_a_baseline(tmp_path: Path, data_dir: str) -> None:
     with pytest.raises(SystemExit) as err:
         main(["prune", "tiny-gqa", "--method", "obs", "--ratio", "0.3", "--out", str(out)])
     assert err.value.code == 2
+
+
+def test_llm_pruner_scores_match_a_direct_taylor_sum(data_dir: str) -> None:
+    model, tok = tiny_model("tiny-gqa"), byte_tokenizer()
+    dense = copy.deepcopy(model)
+    config = small("llm-pruner")
+    seen: dict[tuple[int, str], torch.Tensor] = {}
+    prune_with(
+        "llm-pruner",
+        model,
+        tok,
+        config,
+        data_dir=data_dir,
+        progress=False,
+        on_scores=lambda i, kind, s, _r: seen.__setitem__((i, kind), s),
+    )
+    ids, _ = calibration_samples(
+        tok, config.calib_samples, config.calib_seq_len, config.seed, data_dir=data_dir
+    )
+    dense(input_ids=ids, labels=ids).loss.backward()
+    attn, mlp = dense.model.layers[1].self_attn, dense.model.layers[1].mlp
+
+    def sal(lin: torch.nn.Linear) -> torch.Tensor:
+        return (lin.weight.double() * lin.weight.grad.double()).abs()
+
+    hd = attn.head_dim
+    for g in range(2):
+        q_rows = slice(g * 3 * hd, (g + 1) * 3 * hd)
+        kv_rows = slice(g * hd, (g + 1) * hd)
+        want = (
+            sal(attn.q_proj)[q_rows].sum()
+            + sal(attn.k_proj)[kv_rows].sum()
+            + sal(attn.v_proj)[kv_rows].sum()
+            + sal(attn.o_proj)[:, q_rows].sum()
+        )
+        torch.testing.assert_close(seen[(1, "attention")][g], want.detach())
+    j = 7
+    want_mlp = (
+        sal(mlp.gate_proj)[j].sum() + sal(mlp.up_proj)[j].sum() + sal(mlp.down_proj)[:, j].sum()
+    )
+    torch.testing.assert_close(seen[(1, "mlp")][j], want_mlp.detach())
