@@ -19,6 +19,7 @@ from slimllm.cli.common import (
 from slimllm.methods import METHODS, method_config, prune_with
 from slimllm.models import DEFAULT_MODEL, DTYPES, load_model
 from slimllm.plan import GQA_MODES
+from slimllm.pruner import PruneConfig
 
 
 def add_parser(sub: Any) -> None:
@@ -89,8 +90,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--gqa-mode",
         choices=GQA_MODES,
-        default="auto",
-        help="prune query heads per group or KV groups",
+        default=PruneConfig.gqa_mode,
+        help="GQA: query heads per group, whole KV groups, the closer count (auto) or the "
+        "better Eq. 4 similarity (score)",
     )
     p.add_argument("--no-greedy", action="store_true", help="ablation: skip the greedy head search")
     p.add_argument(
