@@ -32,6 +32,7 @@ fp16 weights are 13.5 GB (LLaMA-7B: 32 layers, d 4096, 32 heads, FFN 11008).
 Where these are not the originals:
 - Units: attention is pruned in whole KV groups with their query heads (one head per group on
   multi-head models); FLAP and Wanda-sp had no GQA support, LLM-Pruner's GQA script does this.
+  With a single KV group (multi-query attention) a peer therefore prunes only MLP channels.
 - One ratio: a layer loses `ratio` of its parameters; KV groups are spread evenly over the
   layers and the MLP removes the rest (peers.uniform_counts), where the originals cut the same
   fraction of heads and of channels in each layer.

@@ -401,3 +401,13 @@ def test_llm_pruner_scores_match_a_direct_taylor_sum(data_dir: str) -> None:
         sal(mlp.gate_proj)[j].sum() + sal(mlp.up_proj)[j].sum() + sal(mlp.down_proj)[:, j].sum()
     )
     torch.testing.assert_close(seen[(1, "mlp")][j], want_mlp.detach())
+
+
+@pytest.mark.parametrize("method", sorted(PEERS))
+def test_peers_on_multi_query_attention_prune_only_the_mlp(method: str, data_dir: str) -> None:
+    model = tiny_model("tiny-gqa", num_key_value_heads=1)
+    report = prune_with(
+        method, model, byte_tokenizer(), small(method), data_dir=data_dir, progress=False
+    )
+    assert abs(report.achieved - 0.3) <= 0.005 + 1e-9
+    assert all(len(r.heads_kept) == r.heads_before for r in report.layers)
