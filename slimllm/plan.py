@@ -6,6 +6,9 @@ Grouped-query attention (H query heads in G key/value groups of S = H/G) can shr
 Multi-head attention is the case S = 1, where only "groups" (one head each) can remove anything.
 With mode "auto" each layer takes whichever of the two removes a parameter count closest to
 ratio x (attention parameters), preferring "heads" on a tie because it keeps every KV head.
+With mode "score" the pruner scores both options by their Eq. 4 similarity after the head
+search and keeps the better one; the MLP then removes what the layer's budget has left
+(:func:`budget_channels`), so either choice removes the same share of the layer.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 
 from slimllm.adapters import AttentionShape
 
-GQA_MODES = ("auto", "heads", "groups")
+GQA_MODES = ("auto", "heads", "groups", "score")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,11 @@ def _group_params(shape: AttentionShape, hidden: int, bias: bool) -> int:
 def plan_attention(
     shape: AttentionShape, hidden: int, ratio: float, mode: str = "auto", bias: bool = False
 ) -> AttentionPlan:
-    """Whole heads or KV groups to remove for a layer ratio (see the module docstring)."""
+    """Whole heads or KV groups to remove for a layer ratio (see the module docstring).
+
+    For "score" this is the option the parameter count is planned with: "heads" where it
+    removes any head (so on multi-head attention always "groups").
+    """
     if mode not in GQA_MODES:
         raise ValueError(f"gqa_mode must be one of {GQA_MODES}, got {mode!r}")
     s, g = shape.group_size, shape.num_kv_heads
@@ -52,8 +59,10 @@ def plan_attention(
     by_groups = AttentionPlan(
         "groups", groups * s, groups, groups * _group_params(shape, hidden, bias)
     )
-    if mode == "heads":
+    if mode == "heads" or (mode == "score" and by_heads.heads > 0):
         return by_heads
+    if mode == "score":
+        return by_groups
     if mode == "groups":
         return by_groups
     total = g * _group_params(shape, hidden, bias)
@@ -69,3 +78,24 @@ def plan_channels(intermediate: int, ratio: float) -> int:
 def channel_params(hidden: int, bias: bool = False) -> int:
     """Parameters of one MLP channel: gate and up rows (with biases) and a down column."""
     return 3 * hidden + (2 if bias else 0)
+
+
+def attention_params(shape: AttentionShape, hidden: int, bias: bool = False) -> int:
+    """Parameters of a layer's q/k/v/o projections."""
+    return shape.num_kv_heads * _group_params(shape, hidden, bias)
+
+
+def budget_channels(
+    shape: AttentionShape,
+    hidden: int,
+    intermediate: int,
+    ratio: float,
+    attention_removed: int,
+    bias: bool = False,
+) -> int:
+    """MLP channels that bring a layer's removal to `ratio` of its projections' parameters,
+    given what its attention already removed (at least one channel stays)."""
+    per_channel = channel_params(hidden, bias)
+    total = attention_params(shape, hidden, bias) + intermediate * per_channel
+    wanted = round((ratio * total - attention_removed) / per_channel)
+    return max(0, min(wanted, intermediate - 1))

@@ -18,10 +18,17 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from slimllm import channels, heads, regression, surgery
-from slimllm.adapters import ModelAdapter, get_adapter
+from slimllm.adapters import AttentionShape, ModelAdapter, get_adapter
 from slimllm.calibration import LayerStep, LayerWalker, run_layer
 from slimllm.data import calibration_samples
-from slimllm.plan import GQA_MODES, AttentionPlan, channel_params, plan_attention, plan_channels
+from slimllm.plan import (
+    GQA_MODES,
+    AttentionPlan,
+    budget_channels,
+    channel_params,
+    plan_attention,
+    plan_channels,
+)
 from slimllm.provenance import versions
 from slimllm.ratios import CosineAccumulator, RatioSolution, solve_base_ratio
 
@@ -98,7 +105,8 @@ class LayerReport:
     """What happened to one layer."""
 
     index: int
-    similarity: float
+    #: Eq. 11's cosine (None for methods that do not measure it).
+    similarity: float | None
     ratio: float
     attention_mode: str = "none"
     heads_kept: list[int] = field(default_factory=list)
@@ -194,7 +202,8 @@ def achieved_fraction(
             adapter.attention_shape(layer), hidden, r, gqa_mode, attn.q.bias is not None
         )
         mlp = adapter.mlp_projections(layer)
-        n_channels = plan_channels(mlp.gate.out_features, r)
+        shape = adapter.attention_shape(layer)
+        n_channels = _mlp_count(layer, adapter, shape, hidden, r, gqa_mode, plan.params)
         removed += plan.params + n_channels * channel_params(hidden, mlp.gate.bias is not None)
         if regression:
             removed -= hidden * (
@@ -202,6 +211,24 @@ def achieved_fraction(
                 + (n_channels > 0 and mlp.down.bias is None)
             )
     return removed / denominator
+
+
+def _mlp_count(
+    layer: nn.Module,
+    adapter: ModelAdapter,
+    shape: AttentionShape,
+    hidden: int,
+    ratio: float,
+    gqa_mode: str,
+    attention_removed: int,
+) -> int:
+    """MLP channels a layer loses: the layer ratio of them, or (gqa_mode "score") the rest of
+    the layer's budget after its attention, whose shape before pruning is `shape`."""
+    width = adapter.intermediate_size(layer)
+    if gqa_mode != "score":
+        return plan_channels(width, ratio)
+    bias = adapter.mlp_projections(layer).gate.bias is not None
+    return budget_channels(shape, hidden, width, ratio, attention_removed, bias)
 
 
 def solve_ratios(
@@ -274,10 +301,12 @@ def _fit_and_fold(
 def _prune_attention(
     step: LayerStep,
     adapter: ModelAdapter,
-    plan: AttentionPlan,
+    plans: list[AttentionPlan],
     config: PruneConfig,
     report: LayerReport,
-) -> None:
+) -> AttentionPlan:
+    """Prune the heads of the plan whose search ends at the highest Eq. 4 similarity (the only
+    plan, unless gqa_mode is "score"); returns the plan taken."""
     layer = step.layer
     shape = adapter.attention_shape(layer)
     o_proj = adapter.attention_projections(layer).o
@@ -293,21 +322,27 @@ def _prune_attention(
     )
     x = torch.cat(stored)
     kv_groups = heads.kv_group_index(shape.num_heads, shape.num_kv_heads).to(x.device)
-    acc = heads.HeadStatsAccumulator()
+    accs = {p.mode: heads.HeadStatsAccumulator() for p in plans}
     for chunk in x.split(CHUNK_TOKENS):
         contrib = heads.head_contributions(chunk, o_proj.weight, shape.num_heads)
-        acc.update(
-            contrib if plan.mode == "heads" else heads.group_contributions(contrib, kv_groups)
-        )
-    stats = acc.finalize(config.head_reduction)
-    if plan.mode == "heads":
-        found = heads.greedy_head_search(
-            stats, plan.heads, groups=kv_groups, search=config.greedy_search
-        )
-        keep_heads = found.kept
-    else:
-        found = heads.greedy_head_search(stats, plan.groups, search=config.greedy_search)
-        keep_heads = [h for h in range(shape.num_heads) if kv_groups[h].item() in found.kept]
+        for mode, acc in accs.items():
+            acc.update(
+                contrib if mode == "heads" else heads.group_contributions(contrib, kv_groups)
+            )
+    options = []
+    for plan in plans:
+        stats = accs[plan.mode].finalize(config.head_reduction)
+        if plan.mode == "heads":
+            found = heads.greedy_head_search(
+                stats, plan.heads, groups=kv_groups, search=config.greedy_search
+            )
+            keep_heads = found.kept
+        else:
+            found = heads.greedy_head_search(stats, plan.groups, search=config.greedy_search)
+            keep_heads = [h for h in range(shape.num_heads) if kv_groups[h].item() in found.kept]
+        options.append((found.score_final, plan, found, keep_heads))
+    # Highest similarity wins; on a tie the earlier plan ("heads", which keeps every KV head).
+    _, plan, found, keep_heads = max(options, key=lambda o: o[0])
     report.attention_mode = plan.mode
     report.search_initial, report.search_final, report.swaps = (
         found.score_initial,
@@ -322,6 +357,7 @@ def _prune_attention(
     report.heads_kept = list(layer.slimllm_layout.kept_heads)
     if config.regression:
         _fit_and_fold(o_proj, x, w_full, keep_cols.to(x.device), report, "attn")
+    return plan
 
 
 def _prune_mlp(
@@ -419,10 +455,16 @@ def prune(
         report.heads_kept = list(range(shape.num_heads))
         if ratio > 0:
             bias = adapter.attention_projections(step.layer).q.bias is not None
-            plan = plan_attention(shape, hidden, ratio, config.gqa_mode, bias)
-            if plan.heads > 0:
-                _prune_attention(step, adapter, plan, config, report)
-            n_prune = plan_channels(report.channels_before, ratio)
+            if config.gqa_mode == "score":
+                plans = [plan_attention(shape, hidden, ratio, m, bias) for m in ("heads", "groups")]
+                plans = [p for p in plans if p.heads > 0]
+            else:
+                plans = [plan_attention(shape, hidden, ratio, config.gqa_mode, bias)]
+                plans = plans if plans[0].heads > 0 else []
+            removed = _prune_attention(step, adapter, plans, config, report).params if plans else 0
+            n_prune = _mlp_count(
+                step.layer, adapter, shape, hidden, ratio, config.gqa_mode, removed
+            )
             if n_prune > 0:
                 _prune_mlp(step, adapter, n_prune, config, report)
         reports.append(report)

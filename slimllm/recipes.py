@@ -61,7 +61,10 @@ def pruned(
     method: str = "slimllm",
     prune_dtype: str = "float32",
 ) -> dict[str, Any]:
-    """The recipe of `base` pruned with `config` (every field spelled out, defaults included)."""
+    """The recipe of `base` pruned with `config` (every field spelled out, defaults included).
+
+    For a method other than SlimLLM pass `slimllm.methods.method_config(method, ...)`.
+    """
     return {"base": base, "prune": {"method": method, **asdict(config)}, "prune_dtype": prune_dtype}
 
 
@@ -133,18 +136,16 @@ def make(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
     """Build a pruned recipe from its base model; returns the model, tokenizer and the
     pruning record, which is also written to the results store as a "prune" record."""
-    from slimllm.pruner import prune
+    from slimllm.methods import prune_with
 
     check(recipe)
     prune_dtype = recipe.get("prune_dtype", "float32")
     model, tokenizer = load_model(recipe["base"], dtype=prune_dtype, device="cpu")
     report: dict[str, Any] = {}
     if "prune" in recipe:
-        method = recipe["prune"]["method"]
-        if method != "slimllm":
-            raise ValueError(f"unknown pruning method {method!r} in recipe")
         start = time.perf_counter()
-        result = prune(
+        result = prune_with(
+            recipe["prune"]["method"],
             model,
             tokenizer,
             prune_config(recipe),

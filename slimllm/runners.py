@@ -11,6 +11,7 @@ from typing import Any
 
 from slimllm.eval_speed import run_eval_speed
 from slimllm.evaluate import run_perplexity
+from slimllm.prune_cost import run_prune_cost
 from slimllm.recipes import run_prune
 from slimllm.zeroshot import run_zeroshot
 
@@ -21,6 +22,7 @@ RUNNERS: dict[str, Runner] = {
     "prune": run_prune,
     "eval_speed": run_eval_speed,
     "zeroshot": run_zeroshot,
+    "prune_cost": run_prune_cost,
 }
 
 

@@ -69,8 +69,9 @@ def summary_table(report: PruneReport) -> str:
     ]
     for r in report.layers:
         search = "" if r.search_final is None else f"{r.search_initial:.3f}->{r.search_final:.3f}"
+        cos = "" if r.similarity is None else f"{r.similarity:.3f}"
         lines.append(
-            f"{r.index:>5} {r.similarity:>6.3f} {r.ratio:>6.3f} "
+            f"{r.index:>5} {cos:>6} {r.ratio:>6.3f} "
             f"{len(r.heads_kept):>3}/{r.heads_before:<3}"
             f" {r.channels_kept:>5}/{r.channels_before:<5} {r.attention_mode:>6} {search:>15}"
         )

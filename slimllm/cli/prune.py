@@ -16,9 +16,10 @@ from slimllm.cli.common import (
     ratio,
     summary_table,
 )
+from slimllm.methods import METHODS, method_config, prune_with
 from slimllm.models import DEFAULT_MODEL, DTYPES, load_model
 from slimllm.plan import GQA_MODES
-from slimllm.pruner import PruneConfig, prune
+from slimllm.pruner import PruneConfig
 from slimllm.recipes import pruned
 from slimllm.store import Store
 
@@ -28,7 +29,8 @@ def add_parser(sub: Any) -> None:
         "prune",
         help="prune a model and save it",
         formatter_class=HelpFormatter,
-        description="Prune heads and MLP channels with SlimLLM and save the smaller model.",
+        description="Prune heads and MLP channels with SlimLLM (or a baseline) and save the "
+        "smaller model.",
     )
     p.add_argument(
         "model",
@@ -40,6 +42,13 @@ def add_parser(sub: Any) -> None:
         "--ratio", type=ratio, required=True, help="fraction of parameters to remove, in [0, 1)"
     )
     p.add_argument("--out", type=Path, required=True, help="directory to write the pruned model to")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default="slimllm",
+        help="pruning method (see slimllm.methods; the SlimLLM options below apply to "
+        "slimllm and lorap-ffn)",
+    )
     p.add_argument(
         "--ratio-of",
         choices=("model", "decoder"),
@@ -61,8 +70,18 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--max-layer-ratio", type=float, default=0.9, help="cap on any one layer's ratio"
     )
-    p.add_argument("--calib-samples", type=int, default=32, help="calibration windows")
-    p.add_argument("--calib-seq-len", type=int, default=128, help="tokens per calibration window")
+    p.add_argument(
+        "--calib-samples",
+        type=int,
+        default=None,
+        help="calibration windows (default: 32; llm-pruner 10)",
+    )
+    p.add_argument(
+        "--calib-seq-len",
+        type=int,
+        default=None,
+        help="tokens per calibration window (default: 128; llm-pruner 64)",
+    )
     p.add_argument("--seed", type=int, default=42, help="calibration sampling seed")
     p.add_argument(
         "--head-reduction",
@@ -73,8 +92,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--gqa-mode",
         choices=GQA_MODES,
-        default="auto",
-        help="prune query heads per group or KV groups",
+        default=PruneConfig.gqa_mode,
+        help="GQA: query heads per group, whole KV groups, the closer count (auto) or the "
+        "better Eq. 4 similarity (score)",
     )
     p.add_argument("--no-greedy", action="store_true", help="ablation: skip the greedy head search")
     p.add_argument(
@@ -106,19 +126,23 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(
             f"slimllm prune: --out {args.out} exists and is not empty (pass --overwrite)"
         )
-    config = PruneConfig(
+    options = {
+        "calib_samples": args.calib_samples,
+        "calib_seq_len": args.calib_seq_len,
+        "feature_space": False if args.method == "lorap-ffn" else not args.no_feature_space,
+    }
+    config = method_config(
+        args.method,
+        **{k: v for k, v in options.items() if v is not None},
         ratio=args.ratio,
         ratio_of=args.ratio_of,
         alpha=args.alpha,
         num_pruned_layers=args.layers,
         max_layer_ratio=args.max_layer_ratio,
-        calib_samples=args.calib_samples,
-        calib_seq_len=args.calib_seq_len,
         seed=args.seed,
         head_reduction=args.head_reduction,
         gqa_mode=args.gqa_mode,
         greedy_search=not args.no_greedy,
-        feature_space=not args.no_feature_space,
         regression=not args.no_regression,
         uniform=args.uniform,
         keep_lowest_fraction=args.keep_lowest,
@@ -128,8 +152,10 @@ def run(args: argparse.Namespace) -> int:
     device = device_or_default(args.device)
     # The model stays on the CPU; each layer visits `device` during calibration.
     model, tokenizer = load_model(args.model, dtype=args.dtype, device="cpu")
-    report = prune(model, tokenizer, config, device=device, data_dir=args.data_dir, log=print)
-    recipe = pruned(config, base=args.model, prune_dtype=args.dtype)
+    report = prune_with(
+        args.method, model, tokenizer, config, device=device, data_dir=args.data_dir, log=print
+    )
+    recipe = pruned(config, base=args.model, method=args.method, prune_dtype=args.dtype)
     record = {**report.to_dict(), "model": args.model, "dtype": args.dtype, "device": device}
     out = save_pruned(model, tokenizer, args.out, {**record, "recipe": recipe}, args.overwrite)
     stored = Store().put("prune", {"model": recipe}, record, {"device": device}, report.seconds)

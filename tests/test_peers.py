@@ -1,0 +1,413 @@
+"""Every pruning method on the tiny MHA and GQA models: shapes, target, determinism, selection,
+FLAP's bias, saving, the command line and clear errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from slimllm import recipes, scores
+from slimllm.adapters import get_adapter
+from slimllm.calibration import LayerWalker, run_layer
+from slimllm.cli import main
+from slimllm.data import calibration_samples
+from slimllm.io import load_pruned, save_pruned
+from slimllm.methods import METHODS, method_config, prune_with
+from slimllm.models import byte_tokenizer, tiny_model
+from slimllm.peers import PEERS, pruned_layers
+from slimllm.plan import budget_channels
+from slimllm.surgery import layer_layout
+
+MODELS = ["tiny-llama", "tiny-gqa"]
+IDS = torch.randint(0, 256, (2, 20), generator=torch.Generator().manual_seed(5))
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    root = tmp_path_factory.mktemp("data")
+    novels = root / "bookcorpus_substitute_gutenberg"
+    novels.mkdir()
+    text = "a lantern swung over the quay while gulls argued about the nets " * 90
+    (novels / "a.txt").write_text(text)
+    return str(root)
+
+
+def small(method: str, **kw: object) -> object:
+    base = {"calib_samples": 8, "calib_seq_len": 32, "batch_size": 4, "ratio_of": "decoder"}
+    if method == "llm-pruner":
+        base.update(calib_samples=4, calib_seq_len=16)
+    if method in ("slimllm", "lorap-ffn"):
+        base["num_pruned_layers"] = 3
+    return method_config(method, **{**base, "ratio": 0.3, **kw})
+
+
+def run(method: str, name: str, data_dir: str, **kw: object):  # type: ignore[no-untyped-def]
+    model, tok = tiny_model(name), byte_tokenizer()
+    report = prune_with(method, model, tok, small(method, **kw), data_dir=data_dir, progress=False)
+    return model, report
+
+
+def logits(model: torch.nn.Module) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=IDS).logits
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_meets_the_target_with_consistent_shapes(
+    method: str, name: str, data_dir: str
+) -> None:
+    model, report = run(method, name, data_dir)
+    assert report.method == method
+    assert abs(report.achieved - 0.3) <= 0.005 + 1e-9
+    adapter = get_adapter(model)
+    assert report.decoder_params_after == sum(p.numel() for p in adapter.layers(model).parameters())
+    for layer, row in zip(adapter.layers(model), report.layers, strict=True):
+        shape = adapter.attention_shape(layer)
+        assert shape.num_heads == len(row.heads_kept)
+        assert shape.num_heads == shape.num_kv_heads * layer.self_attn.num_key_value_groups
+        assert adapter.intermediate_size(layer) == row.channels_kept
+    assert torch.isfinite(logits(model)).all()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_methods_are_deterministic_for_a_seed(method: str, data_dir: str) -> None:
+    a, _ = run(method, "tiny-gqa", data_dir, seed=3)
+    b, _ = run(method, "tiny-gqa", data_dir, seed=3)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_random_depends_on_the_seed(data_dir: str) -> None:
+    kept = [
+        [row.channels_kept for row in run("random", "tiny-llama", data_dir, seed=s)[1].layers]
+        for s in (1, 2)
+    ]
+    layouts = []
+    for s in (1, 2):
+        model, _ = run("random", "tiny-llama", data_dir, seed=s)
+        adapter = get_adapter(model)
+        layouts.append([layer_layout(x, adapter).kept_channels for x in adapter.layers(model)])
+    assert kept[0] == kept[1] and layouts[0] != layouts[1]
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("method", sorted(PEERS))
+def test_removed_units_are_the_lowest_by_the_methods_score(
+    method: str, name: str, data_dir: str
+) -> None:
+    seen: list[tuple[int, str, torch.Tensor, list[int]]] = []
+    model, tok = tiny_model(name), byte_tokenizer()
+    prune_with(
+        method,
+        model,
+        tok,
+        small(method),
+        data_dir=data_dir,
+        progress=False,
+        on_scores=lambda *a: seen.append(a),
+    )
+    assert seen
+    if method == "flap":
+        # One ranking across layers: per kind, every removed unit ranks below every kept one
+        # (a layer's last unit of a kind always stays).
+        for kind in ("attention", "mlp"):
+            rows = [(s, rem) for _, k, s, rem in seen if k == kind]
+            removed = [float(s[r]) for s, rem in rows for r in rem]
+            kept = [
+                float(s[k])
+                for s, rem in rows
+                if len(s) - len(rem) > 1
+                for k in range(len(s))
+                if k not in rem
+            ]
+            assert not removed or not kept or max(removed) <= min(kept)
+        return
+    for _, _, s, rem in seen:
+        kept = [k for k in range(len(s)) if k not in rem]
+        if rem:
+            assert s[rem].max() <= s[kept].min()
+
+
+def test_magnitude_scores_match_a_direct_formula(data_dir: str) -> None:
+    model = tiny_model("tiny-gqa")
+    dense = copy.deepcopy(model)
+    seen: dict[tuple[int, str], torch.Tensor] = {}
+    prune_with(
+        "magnitude-sp",
+        model,
+        byte_tokenizer(),
+        small("magnitude-sp"),
+        progress=False,
+        on_scores=lambda i, kind, s, _r: seen.__setitem__((i, kind), s),
+    )
+    for i, layer in enumerate(dense.model.layers):
+        w_o = layer.self_attn.o_proj.weight.double()
+        width = 3 * layer.self_attn.head_dim  # three query heads per KV group
+        direct = [
+            sum(w_o[:, c].norm() for c in range(g * width, (g + 1) * width)) for g in range(2)
+        ]
+        torch.testing.assert_close(seen[(i, "attention")], torch.stack(direct))
+        w_down = layer.mlp.down_proj.weight.double()
+        direct_mlp = torch.stack([w_down[:, j].norm() for j in range(w_down.shape[1])])
+        torch.testing.assert_close(seen[(i, "mlp")], direct_mlp)
+
+
+def test_wanda_scores_of_the_first_layer_match_a_direct_formula(data_dir: str) -> None:
+    model, tok = tiny_model("tiny-llama"), byte_tokenizer()
+    dense = copy.deepcopy(model)
+    config = small("wanda-sp")
+    seen: dict[tuple[int, str], torch.Tensor] = {}
+    prune_with(
+        "wanda-sp",
+        model,
+        tok,
+        config,
+        data_dir=data_dir,
+        progress=False,
+        on_scores=lambda i, kind, s, _r: seen.__setitem__((i, kind), s),
+    )
+    ids, _ = calibration_samples(
+        tok, config.calib_samples, config.calib_seq_len, config.seed, data_dir=data_dir
+    )
+    step = next(iter(LayerWalker(dense, ids, config.batch_size, progress=False)))
+    got: dict[str, list[torch.Tensor]] = {"o": [], "down": []}
+    layer = step.layer
+    run_layer(
+        layer,
+        step.inputs,
+        step.kwargs,
+        watch={"o": layer.self_attn.o_proj, "down": layer.mlp.down_proj},
+        on_output=lambda n, x, _y: got[n].append(x.reshape(-1, x.shape[-1])),
+    )
+    x_down = torch.cat(got["down"]).double()
+    w_down = layer.mlp.down_proj.weight.double()
+    direct = torch.stack(
+        [
+            sum(w_down[i, j].abs() * x_down[:, j].norm() for i in range(w_down.shape[0]))
+            / w_down.shape[0]
+            for j in range(w_down.shape[1])
+        ]
+    )
+    torch.testing.assert_close(seen[(0, "mlp")], direct)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_flap_bias_keeps_each_projections_output_mean(name: str, data_dir: str) -> None:
+    model, tok = tiny_model(name), byte_tokenizer()
+    dense = copy.deepcopy(model)
+    config = small("flap")
+    prune_with("flap", model, tok, config, data_dir=data_dir, progress=False)
+    ids, _ = calibration_samples(
+        tok, config.calib_samples, config.calib_seq_len, config.seed, data_dir=data_dir
+    )
+    adapter = get_adapter(model)
+    checked = 0
+    for step in LayerWalker(dense, ids, config.batch_size, progress=False):
+        got: dict[str, list[torch.Tensor]] = {"o": [], "down": []}
+        dense_layer = step.layer
+
+        def keep(n: str, x: torch.Tensor, _y: torch.Tensor, got: dict = got) -> None:
+            got[n].append(x.reshape(-1, x.shape[-1]))
+
+        run_layer(
+            dense_layer,
+            step.inputs,
+            step.kwargs,
+            watch={"o": dense_layer.self_attn.o_proj, "down": dense_layer.mlp.down_proj},
+            on_output=keep,
+        )
+        layer = adapter.layers(model)[step.index]
+        layout = layer_layout(layer, adapter)
+        head_dim = layout.head_dim
+        cols = torch.tensor(
+            [c for h in layout.kept_heads for c in range(h * head_dim, (h + 1) * head_dim)]
+        )
+        pairs = [
+            (dense_layer.self_attn.o_proj, layer.self_attn.o_proj, torch.cat(got["o"]), cols),
+            (
+                dense_layer.mlp.down_proj,
+                layer.mlp.down_proj,
+                torch.cat(got["down"]),
+                torch.tensor(layout.kept_channels),
+            ),
+        ]
+        for full, pruned, x, kept in pairs:
+            if len(kept) == x.shape[1]:
+                continue
+            want = full(x).double().mean(0)
+            have = pruned(x[:, kept]).double().mean(0)
+            torch.testing.assert_close(have, want, rtol=1e-4, atol=1e-5)
+            checked += 1
+    assert checked > 0
+
+
+def test_flap_model_saves_and_loads_with_its_biases(tmp_path: Path, data_dir: str) -> None:
+    model, report = run("flap", "tiny-gqa", data_dir)
+    tok = byte_tokenizer()
+    out = save_pruned(model, tok, tmp_path / "m", {**report.to_dict(), "model": "tiny-gqa"})
+    loaded, _ = load_pruned(out)
+    assert any(layer.self_attn.o_proj.bias is not None for layer in loaded.model.layers)
+    torch.testing.assert_close(logits(loaded), logits(model))
+
+
+def test_llm_pruner_prunes_its_depth_range() -> None:
+    peer = PEERS["llm-pruner"]
+    assert pruned_layers(peer, 32) == list(range(4, 30))
+    assert pruned_layers(peer, 30) == list(range(4, 28))
+    assert pruned_layers(PEERS["wanda-sp"], 30) == list(range(30))
+
+
+def test_score_mode_meets_the_target_on_gqa(data_dir: str) -> None:
+    model, report = run("slimllm", "tiny-gqa", data_dir, gqa_mode="score")
+    assert abs(report.achieved - 0.3) <= 0.005 + 1e-9
+    assert {r.attention_mode for r in report.layers} <= {"heads", "groups", "none"}
+    assert torch.isfinite(logits(model)).all()
+
+
+def test_budget_channels_fill_the_layer_share() -> None:
+    model = tiny_model("tiny-gqa")
+    adapter = get_adapter(model)
+    shape = adapter.attention_shape(model.model.layers[0])
+    per_layer = sum(adapter.layer_parameters(model.model.layers[0]))
+    n = budget_channels(shape, 96, 96, 0.4, 12288)
+    assert abs(12288 + n * 3 * 96 - 0.4 * per_layer) <= 3 * 96 / 2
+
+
+def test_column_stats_match_torch() -> None:
+    x = torch.randn(50, 7, generator=torch.Generator().manual_seed(0)) + 3
+    acc = scores.ColumnStats()
+    for chunk in x.split(13):
+        acc.update(chunk)
+    torch.testing.assert_close(acc.mean(), x.double().mean(0))
+    torch.testing.assert_close(acc.variance(), x.double().var(0))
+    torch.testing.assert_close(acc.norm(), x.double().norm(dim=0))
+
+
+def test_standardise_and_flap_bias() -> None:
+    s = torch.tensor([1.0, 2.0, 4.0])
+    z = scores.standardise(s)
+    assert abs(float(z.mean())) < 1e-12 and abs(float(z.std()) - 1) < 1e-12
+    assert torch.equal(scores.standardise(torch.ones(4)), torch.zeros(4, dtype=torch.float64))
+    w = torch.randn(5, 6, generator=torch.Generator().manual_seed(1))
+    mean = torch.randn(6, generator=torch.Generator().manual_seed(2))
+    gone = torch.tensor([1, 4])
+    want = w[:, 1].double() * mean[1] + w[:, 4].double() * mean[4]
+    torch.testing.assert_close(scores.flap_bias(w, mean, gone), want)
+
+
+def test_unknown_method_is_one_clear_line() -> None:
+    model, tok = tiny_model("tiny-llama"), byte_tokenizer()
+    with pytest.raises(ValueError, match="unknown pruning method 'obs'") as err:
+        prune_with("obs", model, tok)
+    assert "\n" not in str(err.value)
+    recipe = {"base": "tiny-llama", "prune": {"method": "obs", "ratio": 0.2}}
+    with pytest.raises(ValueError, match="unknown pruning method"):
+        recipes.build(recipe, use_cache=False)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_an_unsupported_architecture_is_one_clear_line(method: str) -> None:
+    config = GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=259, n_positions=64)
+    model = GPT2LMHeadModel(config).eval()
+    with pytest.raises(ValueError, match="no adapter for model_type 'gpt2'") as err:
+        prune_with(method, model, byte_tokenizer(), small(method), progress=False)
+    assert "\n" not in str(err.value).split(". Add")[0]
+
+
+def test_recipe_builds_a_peer(data_dir: str) -> None:
+    config = small("random")
+    recipe = recipes.pruned(config, base="tiny-gqa", method="random")
+    model, _ = recipes.build(recipe, use_cache=False)
+    direct, _ = run("random", "tiny-gqa", data_dir)
+    torch.testing.assert_close(logits(model), logits(direct))
+
+
+def test_cli_prunes_with_a_baseline(tmp_path: Path, data_dir: str) -> None:
+    out = tmp_path / "flap"
+    code = main(
+        [
+            "prune",
+            "tiny-gqa",
+            "--method",
+            "flap",
+            "--ratio",
+            "0.3",
+            "--ratio-of",
+            "decoder",
+            "--calib-samples",
+            "8",
+            "--calib-seq-len",
+            "32",
+            "--out",
+            str(out),
+            "--data-dir",
+            data_dir,
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["slimllm"]["record"]["method"] == "flap"
+    load_pruned(out)
+    with pytest.raises(SystemExit) as err:
+        main(["prune", "tiny-gqa", "--method", "obs", "--ratio", "0.3", "--out", str(out)])
+    assert err.value.code == 2
+
+
+def test_llm_pruner_scores_match_a_direct_taylor_sum(data_dir: str) -> None:
+    model, tok = tiny_model("tiny-gqa"), byte_tokenizer()
+    dense = copy.deepcopy(model)
+    config = small("llm-pruner")
+    seen: dict[tuple[int, str], torch.Tensor] = {}
+    prune_with(
+        "llm-pruner",
+        model,
+        tok,
+        config,
+        data_dir=data_dir,
+        progress=False,
+        on_scores=lambda i, kind, s, _r: seen.__setitem__((i, kind), s),
+    )
+    ids, _ = calibration_samples(
+        tok, config.calib_samples, config.calib_seq_len, config.seed, data_dir=data_dir
+    )
+    dense(input_ids=ids, labels=ids).loss.backward()
+    attn, mlp = dense.model.layers[1].self_attn, dense.model.layers[1].mlp
+
+    def sal(lin: torch.nn.Linear) -> torch.Tensor:
+        return (lin.weight.double() * lin.weight.grad.double()).abs()
+
+    hd = attn.head_dim
+    for g in range(2):
+        q_rows = slice(g * 3 * hd, (g + 1) * 3 * hd)
+        kv_rows = slice(g * hd, (g + 1) * hd)
+        want = (
+            sal(attn.q_proj)[q_rows].sum()
+            + sal(attn.k_proj)[kv_rows].sum()
+            + sal(attn.v_proj)[kv_rows].sum()
+            + sal(attn.o_proj)[:, q_rows].sum()
+        )
+        torch.testing.assert_close(seen[(1, "attention")][g], want.detach())
+    j = 7
+    want_mlp = (
+        sal(mlp.gate_proj)[j].sum() + sal(mlp.up_proj)[j].sum() + sal(mlp.down_proj)[:, j].sum()
+    )
+    torch.testing.assert_close(seen[(1, "mlp")][j], want_mlp.detach())
+
+
+@pytest.mark.parametrize("method", sorted(PEERS))
+def test_peers_on_multi_query_attention_prune_only_the_mlp(method: str, data_dir: str) -> None:
+    model = tiny_model("tiny-gqa", num_key_value_heads=1)
+    report = prune_with(
+        method, model, byte_tokenizer(), small(method), data_dir=data_dir, progress=False
+    )
+    assert abs(report.achieved - 0.3) <= 0.005 + 1e-9
+    assert all(len(r.heads_kept) == r.heads_before for r in report.layers)
