@@ -53,6 +53,8 @@ class PruneConfig:
     uniform: bool = False
     keep_lowest_fraction: float = 0.0
     batch_size: int = 8
+    #: Kept MLP channels of a pruned layer rounded to a multiple of this (1: no rounding).
+    round_channels_to: int = 1
 
     def validate(self) -> None:
         if not 0 <= self.ratio < 1:
@@ -69,7 +71,7 @@ class PruneConfig:
             raise ValueError(
                 f"head_reduction must be one of {heads.REDUCTIONS}, got {self.head_reduction!r}"
             )
-        for name in ("calib_samples", "calib_seq_len", "batch_size"):
+        for name in ("calib_samples", "calib_seq_len", "batch_size", "round_channels_to"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.keep_lowest_fraction < 1:
@@ -164,11 +166,17 @@ def layer_similarities(
 
 
 def achieved_fraction(
-    model: nn.Module, ratios: torch.Tensor, gqa_mode: str, denominator: int, regression: bool = True
+    model: nn.Module,
+    ratios: torch.Tensor,
+    gqa_mode: str,
+    denominator: int,
+    regression: bool = True,
+    round_channels_to: int = 1,
 ) -> float:
     """Net fraction of `denominator` parameters the per-layer ratios remove, in whole units.
 
-    With `regression`, the bias that Eq. 10 adds to each shrunken output projection counts back.
+    With `regression`, the bias that Eq. 10 adds to each shrunken output projection counts back;
+    channels are planned as the pruning will cut them (rounded to `round_channels_to`).
     """
     adapter = get_adapter(model)
     hidden = adapter.embeddings(model).embedding_dim
@@ -181,7 +189,7 @@ def achieved_fraction(
             adapter.attention_shape(layer), hidden, r, gqa_mode, attn.q.bias is not None
         )
         mlp = adapter.mlp_projections(layer)
-        n_channels = plan_channels(mlp.gate.out_features, r)
+        n_channels = plan_channels(mlp.gate.out_features, r, round_channels_to)
         removed += plan.params + n_channels * channel_params(hidden, mlp.gate.bias is not None)
         if regression:
             removed -= hidden * (
@@ -208,7 +216,14 @@ def solve_ratios(
         scores[chosen] = 1.0
 
     def achieved(ratios: torch.Tensor) -> float:
-        return achieved_fraction(model, ratios, config.gqa_mode, denominator, config.regression)
+        return achieved_fraction(
+            model,
+            ratios,
+            config.gqa_mode,
+            denominator,
+            config.regression,
+            config.round_channels_to,
+        )
 
     solution = solve_base_ratio(
         scores, config.ratio, alpha, achieved, num_pruned_layers=k, max_ratio=config.max_layer_ratio
@@ -396,7 +411,7 @@ def prune(
             plan = plan_attention(shape, hidden, ratio, config.gqa_mode, bias)
             if plan.heads > 0:
                 _prune_attention(step, adapter, plan, config, report)
-            n_prune = plan_channels(report.channels_before, ratio)
+            n_prune = plan_channels(report.channels_before, ratio, config.round_channels_to)
             if n_prune > 0:
                 _prune_mlp(step, adapter, n_prune, config, report)
         reports.append(report)

@@ -20,6 +20,9 @@ from slimllm.pruner import PruneConfig
 from slimllm.store import config_key
 
 RECIPE_KEYS = ("base", "prune", "prune_dtype", "tune")
+#: PruneConfig fields added after recipes were first recorded: left out of a recipe while at
+#: these defaults, so the recipes (and the records keyed on them) made before stay the same.
+LATER_DEFAULTS: dict[str, Any] = {"round_channels_to": 1}
 
 
 def dense(base: str = DEFAULT_MODEL) -> dict[str, Any]:
@@ -32,8 +35,12 @@ def pruned(
     method: str = "slimllm",
     prune_dtype: str = "float32",
 ) -> dict[str, Any]:
-    """The recipe of `base` pruned with `config` (every field spelled out, defaults included)."""
-    return {"base": base, "prune": {"method": method, **asdict(config)}, "prune_dtype": prune_dtype}
+    """The recipe of `base` pruned with `config` (every field spelled out, defaults included,
+    except the fields of LATER_DEFAULTS at their defaults)."""
+    options = {
+        k: v for k, v in asdict(config).items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]
+    }
+    return {"base": base, "prune": {"method": method, **options}, "prune_dtype": prune_dtype}
 
 
 def prune_config(recipe: dict[str, Any]) -> PruneConfig:
@@ -59,6 +66,8 @@ def label(recipe: dict[str, Any]) -> str:
     text = recipe["base"]
     if "prune" in recipe:
         text += f" {recipe['prune']['method']} {recipe['prune']['ratio']:.0%}"
+        if recipe["prune"].get("round_channels_to", 1) != 1:
+            text += f" round {recipe['prune']['round_channels_to']}"
     if "tune" in recipe:
         text += " + tune"
     return text

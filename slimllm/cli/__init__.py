@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from slimllm.cli import bench as bench_cmd
 from slimllm.cli import eval as eval_cmd
 from slimllm.cli import prune as prune_cmd
 from slimllm.cli.common import HelpFormatter, summary_table
@@ -20,6 +21,7 @@ from slimllm.data import DataError
 COMMANDS: dict[str, ModuleType] = {
     "prune": prune_cmd,
     "eval": eval_cmd,
+    "bench": bench_cmd,
 }
 
 __all__ = ["COMMANDS", "build_parser", "main", "summary_table"]
