@@ -57,6 +57,12 @@ def ppl_records(store: Store, models: dict[str, dict[str, Any]], dtype: str) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument(
+        "--new-tokens",
+        type=int,
+        default=256,
+        help="decode length (the paper's 256; shorter when the shared CPU is too busy for it)",
+    )
     parser.add_argument("--driver", choices=DRIVERS, default="generate")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--no-rounding", action="store_true", help="dense, 20 %% and 50 %% only")
@@ -70,7 +76,7 @@ def main() -> None:
     config = {
         "models": models,
         "dtype": dtype,
-        **vars(LatencySpec(repeats=args.repeats, driver=args.driver)),
+        **vars(LatencySpec(repeats=args.repeats, driver=args.driver, new_tokens=args.new_tokens)),
     }
     record = store.run(
         "latency",
