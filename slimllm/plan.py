@@ -70,9 +70,20 @@ def plan_attention(
     return min((by_heads, by_groups), key=lambda p: (abs(p.params - goal), p.mode != "heads"))
 
 
-def plan_channels(intermediate: int, ratio: float) -> int:
-    """MLP channels to remove; at least one channel always stays."""
-    return min(round(ratio * intermediate), intermediate - 1)
+def plan_channels(intermediate: int, ratio: float, multiple: int = 1) -> int:
+    """MLP channels to remove; at least one channel (`multiple` channels) always stays.
+
+    With `multiple` > 1 the kept width is rounded to the nearest multiple of it (matmul kernels
+    run full-width tiles), unless the layer keeps its full width; a layer narrower than
+    `multiple` is left whole.
+    """
+    if multiple < 1:
+        raise ValueError(f"multiple must be >= 1, got {multiple}")
+    remove = min(round(ratio * intermediate), intermediate - 1)
+    if multiple == 1 or remove == 0:
+        return remove
+    kept = max(multiple, round((intermediate - remove) / multiple) * multiple)
+    return max(0, intermediate - kept)
 
 
 def channel_params(hidden: int, bias: bool = False) -> int:

@@ -62,6 +62,8 @@ class PruneConfig:
     uniform: bool = False
     keep_lowest_fraction: float = 0.0
     batch_size: int = 8
+    #: Kept MLP channels of a pruned layer rounded to a multiple of this (1: no rounding).
+    round_channels_to: int = 1
 
     def validate(self) -> None:
         if not 0 <= self.ratio < 1:
@@ -78,7 +80,7 @@ class PruneConfig:
             raise ValueError(
                 f"head_reduction must be one of {heads.REDUCTIONS}, got {self.head_reduction!r}"
             )
-        for name in ("calib_samples", "calib_seq_len", "batch_size"):
+        for name in ("calib_samples", "calib_seq_len", "batch_size", "round_channels_to"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.keep_lowest_fraction < 1:
@@ -185,11 +187,17 @@ def layer_similarities(
 
 
 def achieved_fraction(
-    model: nn.Module, ratios: torch.Tensor, gqa_mode: str, denominator: int, regression: bool = True
+    model: nn.Module,
+    ratios: torch.Tensor,
+    gqa_mode: str,
+    denominator: int,
+    regression: bool = True,
+    round_channels_to: int = 1,
 ) -> float:
     """Net fraction of `denominator` parameters the per-layer ratios remove, in whole units.
 
-    With `regression`, the bias that Eq. 10 adds to each shrunken output projection counts back.
+    With `regression`, the bias that Eq. 10 adds to each shrunken output projection counts back;
+    channels are planned as the pruning will cut them (rounded to `round_channels_to`).
     """
     adapter = get_adapter(model)
     hidden = adapter.embeddings(model).embedding_dim
@@ -203,7 +211,9 @@ def achieved_fraction(
         )
         mlp = adapter.mlp_projections(layer)
         shape = adapter.attention_shape(layer)
-        n_channels = _mlp_count(layer, adapter, shape, hidden, r, gqa_mode, plan.params)
+        n_channels = _mlp_count(
+            layer, adapter, shape, hidden, r, gqa_mode, plan.params, round_channels_to
+        )
         removed += plan.params + n_channels * channel_params(hidden, mlp.gate.bias is not None)
         if regression:
             removed -= hidden * (
@@ -221,14 +231,17 @@ def _mlp_count(
     ratio: float,
     gqa_mode: str,
     attention_removed: int,
+    multiple: int = 1,
 ) -> int:
     """MLP channels a layer loses: the layer ratio of them, or (gqa_mode "score") the rest of
-    the layer's budget after its attention, whose shape before pruning is `shape`."""
+    the layer's budget after its attention, whose shape before pruning is `shape`; the kept
+    width rounded to `multiple`."""
     width = adapter.intermediate_size(layer)
     if gqa_mode != "score":
-        return plan_channels(width, ratio)
+        return plan_channels(width, ratio, multiple)
     bias = adapter.mlp_projections(layer).gate.bias is not None
-    return budget_channels(shape, hidden, width, ratio, attention_removed, bias)
+    remove = budget_channels(shape, hidden, width, ratio, attention_removed, bias)
+    return plan_channels(width, remove / width, multiple) if multiple > 1 else remove
 
 
 def solve_ratios(
@@ -248,7 +261,14 @@ def solve_ratios(
         scores[chosen] = 1.0
 
     def achieved(ratios: torch.Tensor) -> float:
-        return achieved_fraction(model, ratios, config.gqa_mode, denominator, config.regression)
+        return achieved_fraction(
+            model,
+            ratios,
+            config.gqa_mode,
+            denominator,
+            config.regression,
+            config.round_channels_to,
+        )
 
     solution = solve_base_ratio(
         scores, config.ratio, alpha, achieved, num_pruned_layers=k, max_ratio=config.max_layer_ratio
@@ -463,7 +483,14 @@ def prune(
                 plans = plans if plans[0].heads > 0 else []
             removed = _prune_attention(step, adapter, plans, config, report).params if plans else 0
             n_prune = _mlp_count(
-                step.layer, adapter, shape, hidden, ratio, config.gqa_mode, removed
+                step.layer,
+                adapter,
+                shape,
+                hidden,
+                ratio,
+                config.gqa_mode,
+                removed,
+                config.round_channels_to,
             )
             if n_prune > 0:
                 _prune_mlp(step, adapter, n_prune, config, report)

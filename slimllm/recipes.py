@@ -22,6 +22,9 @@ from slimllm.pruner import PruneConfig
 from slimllm.store import Store, config_key
 
 RECIPE_KEYS = ("base", "prune", "prune_dtype", "tune")
+#: PruneConfig fields added after recipes were first recorded: left out of a recipe while at
+#: these defaults, so the recipes (and the records keyed on them) made before stay the same.
+LATER_DEFAULTS: dict[str, Any] = {"round_channels_to": 1}
 
 
 def is_pruned_folder(path: str | os.PathLike[str]) -> bool:
@@ -61,11 +64,15 @@ def pruned(
     method: str = "slimllm",
     prune_dtype: str = "float32",
 ) -> dict[str, Any]:
-    """The recipe of `base` pruned with `config` (every field spelled out, defaults included).
+    """The recipe of `base` pruned with `config` (every field spelled out, defaults included,
+    except the fields of LATER_DEFAULTS at their defaults).
 
     For a method other than SlimLLM pass `slimllm.methods.method_config(method, ...)`.
     """
-    return {"base": base, "prune": {"method": method, **asdict(config)}, "prune_dtype": prune_dtype}
+    options = {
+        k: v for k, v in asdict(config).items() if k not in LATER_DEFAULTS or v != LATER_DEFAULTS[k]
+    }
+    return {"base": base, "prune": {"method": method, **options}, "prune_dtype": prune_dtype}
 
 
 def prune_config(recipe: dict[str, Any]) -> PruneConfig:
@@ -91,6 +98,8 @@ def label(recipe: dict[str, Any]) -> str:
     text = recipe["base"]
     if "prune" in recipe:
         text += f" {recipe['prune']['method']} {recipe['prune']['ratio']:.0%}"
+        if recipe["prune"].get("round_channels_to", 1) != 1:
+            text += f" round {recipe['prune']['round_channels_to']}"
     if "tune" in recipe:
         text += " + tune"
     return text

@@ -11,6 +11,7 @@ from typing import Any
 
 from slimllm.eval_speed import run_eval_speed
 from slimllm.evaluate import run_perplexity
+from slimllm.latency import run_latency
 from slimllm.prune_cost import run_prune_cost
 from slimllm.recipes import run_prune
 from slimllm.zeroshot import run_zeroshot
@@ -23,6 +24,7 @@ RUNNERS: dict[str, Runner] = {
     "eval_speed": run_eval_speed,
     "zeroshot": run_zeroshot,
     "prune_cost": run_prune_cost,
+    "latency": run_latency,
 }
 
 

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from slimllm.cli import bench as bench_cmd
 from slimllm.cli import eval as eval_cmd
 from slimllm.cli import prune as prune_cmd
 from slimllm.cli import rerun as rerun_cmd
@@ -23,6 +24,7 @@ COMMANDS: dict[str, ModuleType] = {
     "prune": prune_cmd,
     "eval": eval_cmd,
     "tasks": tasks_cmd,
+    "bench": bench_cmd,
     "rerun": rerun_cmd,
 }
 

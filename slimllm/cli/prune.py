@@ -13,6 +13,7 @@ from slimllm.cli.common import (
     add_device,
     device_or_default,
     positive,
+    positive_int,
     ratio,
     summary_table,
 )
@@ -113,6 +114,12 @@ def add_parser(sub: Any) -> None:
         help="LoRAP heuristic: protect this share of lowest channels",
     )
     p.add_argument("--batch-size", type=int, default=8, help="calibration windows per forward")
+    p.add_argument(
+        "--round-to",
+        type=positive_int,
+        default=1,
+        help="keep a multiple of N MLP channels in each pruned layer (1: no rounding)",
+    )
     add_device(p)
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="model dtype")
     add_data_dir(p)
@@ -147,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         uniform=args.uniform,
         keep_lowest_fraction=args.keep_lowest,
         batch_size=args.batch_size,
+        round_channels_to=args.round_to,
     )
     config.validate()
     device = device_or_default(args.device)
