@@ -115,7 +115,7 @@ def main() -> None:
     dtype, reason = resolve_dtype("auto", args.device)
     settings: dict[str, Any] = {"device": args.device, "dtype_reason": reason}
     if args.probe:
-        probe = probe_batch_sizes([int(s) for s in args.probe.split(",")], dtype, 40)
+        probe = probe_batch_sizes([int(s) for s in args.probe.split(",")], dtype, 20)
         args.batch_size = probe["chosen"]
         settings["batch_probe"] = probe
     settings["batch_size"] = args.batch_size

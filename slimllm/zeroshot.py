@@ -28,9 +28,8 @@ from slimllm.lm_eval_tasks import (
 )
 from slimllm.provenance import model_record, versions
 
-#: Requests per forward. Measured on SmolLM2-135M bf16, 2-core AMX CPU (see
-#: benchmarks/zeroshot_table.py): larger batches gain little and the full-vocabulary
-#: log-softmax of a batch grows with it.
+#: Requests per forward. Not yet measured: `benchmarks/zeroshot_table.py --probe 4,16,32` times
+#: the choices; the full-vocabulary log-softmax lm-eval keeps per batch grows with the size.
 DEFAULT_BATCH_SIZE = 16
 #: lm-eval sums continuation log-probs; a bfloat16 sum loses digits, so the softmax is float32.
 SOFTMAX_DTYPE = "float32"
