@@ -12,6 +12,7 @@ from typing import Any
 from slimllm.eval_speed import run_eval_speed
 from slimllm.evaluate import run_perplexity
 from slimllm.latency import run_latency
+from slimllm.probes import run_nb_channels, run_nb_similarity
 from slimllm.prune_cost import run_prune_cost
 from slimllm.recipes import run_prune
 from slimllm.zeroshot import run_zeroshot
@@ -25,6 +26,8 @@ RUNNERS: dict[str, Runner] = {
     "zeroshot": run_zeroshot,
     "prune_cost": run_prune_cost,
     "latency": run_latency,
+    "nb_channels": run_nb_channels,
+    "nb_similarity": run_nb_similarity,
 }
 
 
