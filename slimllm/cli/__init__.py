@@ -13,6 +13,7 @@ from types import ModuleType
 
 from slimllm.cli import eval as eval_cmd
 from slimllm.cli import prune as prune_cmd
+from slimllm.cli import tune as tune_cmd
 from slimllm.cli.common import HelpFormatter, summary_table
 from slimllm.data import DataError
 
@@ -20,6 +21,7 @@ from slimllm.data import DataError
 COMMANDS: dict[str, ModuleType] = {
     "prune": prune_cmd,
     "eval": eval_cmd,
+    "tune": tune_cmd,
 }
 
 __all__ = ["COMMANDS", "build_parser", "main", "summary_table"]
