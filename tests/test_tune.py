@@ -16,6 +16,7 @@ from transformers.optimization import get_linear_schedule_with_warmup
 from slimllm import recipes, surgery
 from slimllm import tune as tune_module
 from slimllm.adapters import get_adapter
+from slimllm.alpaca import IGNORE_INDEX, collate, encode
 from slimllm.cli import build_parser, main
 from slimllm.io import load_pruned, save_pruned
 from slimllm.models import byte_tokenizer, tiny_model
@@ -25,8 +26,10 @@ from slimllm.tune import (
     NonFiniteLossError,
     TuneConfig,
     learning_rate,
+    micro_batches,
     preset,
     run_tune,
+    target_loss_sum,
     train_lora,
     tune,
     tune_record_config,
@@ -141,6 +144,33 @@ def test_same_seed_same_weights_other_seed_other_weights() -> None:
     assert not torch.equal(logits(a), logits(c))
 
 
+def test_target_loss_equals_the_full_logits_loss() -> None:
+    model, tok = pruned_tiny(), byte_tokenizer()
+    examples = [encode(tok, r) for r in RECORDS[:3]]
+    batch = collate(examples, tok.pad_token_id)
+    with torch.no_grad():
+        ours = target_loss_sum(model, **batch)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    direct = torch.nn.functional.cross_entropy(
+        logits[:, :-1].reshape(-1, logits.size(-1)),
+        batch["labels"][:, 1:].reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    )
+    torch.testing.assert_close(ours, direct, rtol=1e-6, atol=0)
+    assert sum(e.targets for e in examples) == (batch["labels"][:, 1:] != IGNORE_INDEX).sum()
+
+
+def test_micro_batches_group_by_length_and_keep_every_example() -> None:
+    tok = byte_tokenizer()
+    examples = [encode(tok, r) for r in RECORDS[:7]]
+    groups = micro_batches(examples, 3)
+    assert [len(g) for g in groups] == [3, 3, 1]
+    lengths = [len(e.input_ids) for g in groups for e in g]
+    assert lengths == sorted(lengths, reverse=True)
+    assert sorted(map(id, [e for g in groups for e in g])) == sorted(map(id, examples))
+
+
 def test_schedule_matches_transformers_after_warmup() -> None:
     config, total = TuneConfig(warmup_steps=3, learning_rate=1.0), 10
     param = nn.Parameter(torch.zeros(1))
@@ -163,14 +193,14 @@ def test_forced_nan_stops_naming_the_step_and_writes_nothing(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    real, calls = tune_module.token_loss_sum, {"n": 0}
+    real, calls = tune_module.target_loss_sum, {"n": 0}
 
-    def poisoned(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def poisoned(*args: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
         calls["n"] += 1
         # Calls: 2 validation micro-batches, then 2 per step: the 5th is in step 2.
-        return real(logits, labels) * (torch.nan if calls["n"] == 5 else 1.0)
+        return real(*args, **kwargs) * (torch.nan if calls["n"] == 5 else 1.0)
 
-    monkeypatch.setattr(tune_module, "token_loss_sum", poisoned)
+    monkeypatch.setattr(tune_module, "target_loss_sum", poisoned)
     out = tmp_path / "tuned"
     argv = ["tune", str(pruned_dir), "--out", str(out), "--data", str(data_file)]
     argv += ["--val-size", "8", "--batch-size", "8", "--micro-batch-size", "4", "--max-steps", "3"]
