@@ -126,10 +126,10 @@ class TuneConfig:
 PRESETS: dict[str, TuneConfig] = {
     "paper": TuneConfig(),
     "cpu": TuneConfig(
-        max_steps=24,
-        warmup_steps=2,
+        max_steps=40,
+        warmup_steps=3,
         val_size=128,
-        eval_every=8,
+        eval_every=10,
         micro_batch_size=8,
         autocast="bfloat16",
     ),
