@@ -33,6 +33,7 @@ def perplexity_record(
     dataset: str,
     dtype: str,
     settings: dict[str, Any],
+    max_windows: int | None = None,
 ) -> Record:
     """A "perplexity" record, keyed as `slimllm.evaluate.perplexity_config` keys them."""
     config = {
@@ -40,13 +41,13 @@ def perplexity_record(
         "dataset": dataset,
         "protocol": "lineage-128",
         "dtype": dtype,
-        "max_windows": None,
+        "max_windows": max_windows,
     }
 
     def compute() -> dict[str, Any]:
         model, tok = recipes.build(recipe, dtype=dtype, device=settings["device"])
         return perplexity(
-            model, tok, dataset, "lineage-128", None, settings["batch_size"], progress=False
+            model, tok, dataset, "lineage-128", max_windows, settings["batch_size"], progress=False
         ).to_dict()
 
     return store.run("perplexity", config, compute, settings)
@@ -84,6 +85,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="perplexity windows per forward")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--check-autocast", type=int, default=0, help="steps per dtype (0: skip)")
+    parser.add_argument(
+        "--max-windows", type=int, default=None, help="first windows only (default: full sets)"
+    )
     parser.add_argument("--recompute", action="store_true", help="tune again even if recorded")
     args = parser.parse_args()
     store = Store()
@@ -105,7 +109,6 @@ def main() -> None:
     for ratio in ratios:
         pruned = recipes.pruned(PruneConfig(ratio=ratio))
         tuned = recipes.tuned(pruned, preset("cpu"))
-        before = {d: perplexity_record(store, pruned, d, dtype, settings) for d in datasets}
         tune_config = tune_record_config(tuned)
         start = time.perf_counter()
         tuned_rec = store.run(
@@ -116,7 +119,10 @@ def main() -> None:
             recompute=args.recompute,
         )
         report = tuned_rec.result["tune"]
-        after = {d: perplexity_record(store, tuned, d, dtype, settings) for d in datasets}
+        before, after = (
+            {d: perplexity_record(store, r, d, dtype, settings, args.max_windows) for d in datasets}
+            for r in (pruned, tuned)
+        )
         row = {
             "ratio": ratio,
             "recipe": tuned,
@@ -141,7 +147,7 @@ def main() -> None:
         print(
             f"ratio {ratio:.0%}: {row['steps']} steps, {row['examples_seen']} examples "
             f"({row['epochs_seen']:.2f} epochs), {row['tune_seconds']:.0f} s "
-            f"(record took {time.perf_counter() - start:.0f} s); {ppl}",
+            f"(row took {time.perf_counter() - start:.0f} s); {ppl}",
             flush=True,
         )
     summary_config = {
@@ -151,6 +157,7 @@ def main() -> None:
         "datasets": datasets,
         "protocol": "lineage-128",
         "dtype": dtype,
+        "max_windows": args.max_windows,
     }
     summary = store.put("tune_recovery", summary_config, {"rows": rows}, settings)
     print(f"summary: {summary.path}")
