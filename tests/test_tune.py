@@ -297,9 +297,10 @@ def test_runtime_errors_are_one_line(
     assert not (tmp_path / "o").exists()
 
 
-def test_presets_differ_only_in_the_budget_and_compute() -> None:
+def test_presets_share_the_recipe_and_differ_in_the_budget() -> None:
     paper, cpu = preset("paper"), preset("cpu")
-    same = ("learning_rate", "lora_r", "lora_alpha", "lora_dropout", "cutoff_len", "batch_size")
+    same = ("learning_rate", "lora_r", "lora_alpha", "lora_dropout", "cutoff_len", "target_modules")
+    same += ("train_on_inputs", "split_seed", "seed", "autocast")
     assert all(getattr(paper, f) == getattr(cpu, f) for f in same)
     assert paper.max_steps is None and cpu.max_steps is not None
     assert preset("cpu", max_steps=3, seed=None).max_steps == 3
