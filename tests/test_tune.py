@@ -246,6 +246,15 @@ def test_tuned_folder_reopens_both_ways_with_identical_logits(
     assert record["tune"]["config"]["lora_r"] == 8
 
 
+def test_the_remote_code_class_tunes_and_saves(pruned_dir: Path, tmp_path: Path) -> None:
+    model = AutoModelForCausalLM.from_pretrained(pruned_dir, trust_remote_code=True)
+    assert type(model).__module__ != "slimllm.modeling_slimllm"  # the copy beside the weights
+    model, _ = tune(model, byte_tokenizer(), fast(max_steps=2), records=RECORDS)
+    out = save_pruned(model, byte_tokenizer(), tmp_path / "tuned", {"tuned": True})
+    reopened, _ = load_pruned(out)
+    assert torch.equal(logits(reopened), logits(model))
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
