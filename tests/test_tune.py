@@ -354,3 +354,12 @@ def test_a_tuned_recipe_is_rebuilt_identically_and_recorded(
         recipes.tuned(recipe, fast())
     with pytest.raises(ValueError, match="needs a recipe with a 'tune' entry"):
         tune_record_config(recipes.dense("tiny-gqa"))
+
+
+def test_help_explains_every_option_and_the_presets(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["tune", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--out", "--preset", "--max-steps", "--lr", "--lora-r", "--data", "--autocast"):
+        assert option in text
+    assert "cpu: as paper but" in text and "learning_rate=0.0001" in text
