@@ -13,13 +13,16 @@ import os
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from slimllm.models import DEFAULT_MODEL, cache_dir, load_model, parse_dtype
 from slimllm.pruner import PruneConfig
 from slimllm.store import Store, config_key
+
+if TYPE_CHECKING:
+    from slimllm.tune import TuneConfig
 
 RECIPE_KEYS = ("base", "prune", "prune_dtype", "tune")
 #: PruneConfig fields added after recipes were first recorded: left out of a recipe while at
@@ -75,6 +78,25 @@ def pruned(
     return {"base": base, "prune": {"method": method, **options}, "prune_dtype": prune_dtype}
 
 
+def tuned(recipe: dict[str, Any], config: TuneConfig) -> dict[str, Any]:
+    """`recipe` followed by LoRA recovery with `config` (every field spelled out)."""
+    if "tune" in recipe:
+        raise ValueError("the recipe is already tuned; recipes hold one tuning run")
+    return {**recipe, "tune": asdict(config)}
+
+
+def untuned(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The recipe of the model before its recovery tuning."""
+    return {k: v for k, v in recipe.items() if k != "tune"}
+
+
+def tune_config(recipe: dict[str, Any]) -> TuneConfig:
+    """The TuneConfig of a tuned recipe (unknown options are an error, not ignored)."""
+    from slimllm.tune import TuneConfig
+
+    return TuneConfig.from_dict(recipe["tune"])
+
+
 def prune_config(recipe: dict[str, Any]) -> PruneConfig:
     """The PruneConfig of a pruned recipe (unknown options are an error, not ignored)."""
     options = {k: v for k, v in recipe["prune"].items() if k != "method"}
@@ -116,25 +138,32 @@ def build(
     data_dir: str | os.PathLike[str] | None = None,
     use_cache: bool = True,
     progress: bool = False,
+    rebuild: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The model a recipe describes, in `dtype` on `device`.
 
-    A pruned (or tuned) model is built once (pruning on `device`, in the recipe's prune dtype),
-    saved under the cache, and re-opened from there afterwards.
+    A pruned (or tuned) model is built once (pruning and tuning on `device`; pruning in the
+    recipe's prune dtype, tuning in float32), saved under the cache, and re-opened from there
+    afterwards; `rebuild` builds it again and replaces the cached copy. A tuned recipe starts
+    from its untuned recipe's model, itself built or taken from the cache.
     """
     check(recipe)
     from slimllm.io import load_pruned, save_pruned
 
     if "prune" not in recipe and "tune" not in recipe:
         return load_any(recipe["base"], dtype, device)
-
-    folder = recipe_cache_dir() / config_key("recipe", recipe)
-    if use_cache and (folder / "config.json").is_file():
+    folder = cached_folder(recipe)
+    if use_cache and not rebuild and (folder / "config.json").is_file():
         return load_pruned(folder, dtype=parse_dtype(dtype), device=device)
-    model, tokenizer, report = make(recipe, device, data_dir, progress)
+    model, tokenizer, extra = make(recipe, device, data_dir, progress)
     if use_cache:
-        save_pruned(model, tokenizer, folder, {**report, "recipe": recipe}, overwrite=True)
+        save_pruned(model, tokenizer, folder, {**extra, "recipe": recipe}, overwrite=True)
     return model.to(device=device, dtype=parse_dtype(dtype)), tokenizer
+
+
+def cached_folder(recipe: dict[str, Any]) -> Path:
+    """Where `build` keeps the model of a pruned or tuned recipe."""
+    return recipe_cache_dir() / config_key("recipe", recipe)
 
 
 def make(
@@ -143,8 +172,17 @@ def make(
     data_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
-    """Build a pruned recipe from its base model; returns the model, tokenizer and the
-    pruning record, which is also written to the results store as a "prune" record."""
+    """Build a recipe's model: prune its base model (the pruning record is also written to the
+    results store as a "prune" record), or tune its untuned recipe's model. Returns the model,
+    the tokenizer and what the cached folder's record holds (the pruning or tuning report)."""
+    check(recipe)
+    if "tune" in recipe:
+        from slimllm.tune import tune
+
+        config = tune_config(recipe)
+        model, tokenizer = build(untuned(recipe), "float32", device, data_dir, progress=progress)
+        model, tuning = tune(model, tokenizer, config, data_dir, device, progress)
+        return model, tokenizer, {"tune": tuning.to_dict()}
     from slimllm.methods import prune_with
 
     check(recipe)
@@ -165,13 +203,11 @@ def make(
         report = result.to_dict()
         Store().put(
             "prune",
-            {"model": {k: v for k, v in recipe.items() if k != "tune"}},
+            {"model": recipe},
             report,
             settings={"device": device},
             seconds=time.perf_counter() - start,
         )
-    if "tune" in recipe:
-        raise ValueError("recipes with 'tune' need slimllm.tune, which is not available yet")
     return model, tokenizer, report
 
 

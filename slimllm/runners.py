@@ -15,6 +15,7 @@ from slimllm.latency import run_latency
 from slimllm.probes import run_nb_channels, run_nb_similarity
 from slimllm.prune_cost import run_prune_cost
 from slimllm.recipes import run_prune
+from slimllm.tune import run_tune
 from slimllm.zeroshot import run_zeroshot
 
 Runner = Callable[[dict[str, Any], dict[str, Any]], Any]
@@ -26,6 +27,7 @@ RUNNERS: dict[str, Runner] = {
     "zeroshot": run_zeroshot,
     "prune_cost": run_prune_cost,
     "latency": run_latency,
+    "tune": run_tune,
     "nb_channels": run_nb_channels,
     "nb_similarity": run_nb_similarity,
 }

@@ -16,6 +16,7 @@ from slimllm.cli import eval as eval_cmd
 from slimllm.cli import prune as prune_cmd
 from slimllm.cli import rerun as rerun_cmd
 from slimllm.cli import tasks as tasks_cmd
+from slimllm.cli import tune as tune_cmd
 from slimllm.cli.common import HelpFormatter, summary_table
 from slimllm.data import DataError
 
@@ -25,6 +26,7 @@ COMMANDS: dict[str, ModuleType] = {
     "eval": eval_cmd,
     "tasks": tasks_cmd,
     "bench": bench_cmd,
+    "tune": tune_cmd,
     "rerun": rerun_cmd,
 }
 
