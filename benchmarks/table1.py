@@ -87,9 +87,8 @@ def zeroshot_cell(
 def tuned_recipe(recipe: dict[str, Any]) -> dict[str, Any] | None:
     if not have("slimllm.tune"):
         return None
-    from slimllm.tune import preset
-
     from slimllm import recipes
+    from slimllm.tune import preset
 
     return recipes.tuned(recipe, preset("cpu"))  # type: ignore[attr-defined]
 
