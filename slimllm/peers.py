@@ -22,10 +22,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from slimllm import scores, surgery
 from slimllm.adapters import AttentionShape, ModelAdapter, get_adapter
 from slimllm.calibration import LayerWalker, run_layer
-from slimllm.data import calibration_samples
 from slimllm.plan import _group_params, budget_channels, channel_params
 from slimllm.provenance import versions
-from slimllm.pruner import LayerReport, PruneConfig, PruneReport, _count
+from slimllm.pruner import LayerReport, PruneConfig, PruneReport, _count, calibration_for
 from slimllm.ratios import solve_base_ratio
 
 #: on_scores(layer, kind, scores, removed): each layer's unit scores ("attention": one per KV
@@ -388,14 +387,7 @@ def prune_peer(
         )
     ids, origin = None, "none (weights only)"
     if peer.statistics != "none":
-        ids, origin = calibration_samples(
-            tokenizer,
-            config.calib_samples,
-            config.calib_seq_len,
-            config.seed,
-            adapter.bos_per_window,
-            data_dir,
-        )
+        ids, origin = calibration_for(tokenizer, config, adapter, data_dir)
     say(f"calibration: {origin}")
 
     def report_scores(i: int, ls: _LayerScores, groups: list[int], chans: list[int]) -> None:

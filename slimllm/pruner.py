@@ -428,6 +428,23 @@ def _prune_mlp(
         _fit_and_fold(down, x, w_full, keep.to(x.device), report, "mlp")
 
 
+def calibration_for(
+    tokenizer: PreTrainedTokenizerBase,
+    config: PruneConfig,
+    adapter: ModelAdapter,
+    data_dir: str | None,
+) -> tuple[torch.Tensor, str]:
+    """The calibration windows `config` asks for (BOS on each where the family needs it)."""
+    return calibration_samples(
+        tokenizer,
+        config.calib_samples,
+        config.calib_seq_len,
+        config.seed,
+        adapter.bos_per_window,
+        data_dir,
+    )
+
+
 def prune(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -448,14 +465,7 @@ def prune(
     device = torch.device(device) if device is not None else next(model.parameters()).device
     start = time.perf_counter()
     params_before, decoder_before = _count(model, adapter)
-    ids, origin = calibration_samples(
-        tokenizer,
-        config.calib_samples,
-        config.calib_seq_len,
-        config.seed,
-        adapter.bos_per_window,
-        data_dir,
-    )
+    ids, origin = calibration_for(tokenizer, config, adapter, data_dir)
     say(f"calibration: {origin}")
     # One bar for the whole run (the pruning walk below); this pass is the shorter one.
     similarity = layer_similarities(model, ids, config.batch_size, device, progress=False)
