@@ -207,3 +207,52 @@ def attention_plans(
         bias = adapter.attention_projections(layer).q.bias is not None
         plans.append(plan_attention(adapter.attention_shape(layer), hidden, ratio, gqa_mode, bias))
     return plans
+
+
+@dataclass(frozen=True)
+class GqaOption:
+    """One way a layer's grouped-query attention can shrink, after the greedy head search."""
+
+    layer: int
+    mode: str  # "heads" or "groups"
+    heads: int  # query heads removed
+    groups: int  # KV groups removed
+    candidates: int  # units each swap of the search can choose from
+    swaps: int
+    similarity: float  # Eq. 4 similarity of the output after removal (higher: less lost)
+    gain: float  # what the swap search added to the initial choice
+
+
+def gqa_options(
+    model: nn.Module, per_dim: Sequence[HeadStats], layer_ratios: Sequence[float]
+) -> list[GqaOption]:
+    """Both options ("heads" from every group, whole "groups") of every pruned layer, searched on
+    the dense model's per-layer statistics (`head_statistics_per_layer`). The pruner's "score"
+    mode takes, per layer, the option of higher `similarity`; here both are kept to compare."""
+    shape = get_adapter(model).attention_shape(get_adapter(model).layers(model)[0])
+    h, g = shape.num_heads, shape.num_kv_heads
+    kv = heads.kv_group_index(h, g)
+    options = []
+    for mode in ("heads", "groups"):
+        for i, plan in enumerate(attention_plans(model, layer_ratios, mode)):
+            if plan is None or plan.heads == 0:
+                continue
+            if mode == "groups":
+                found = heads.greedy_head_search(group_statistics(per_dim[i], kv), plan.groups)
+                candidates = g - plan.groups
+            else:
+                found = heads.greedy_head_search(per_dim[i], plan.heads, groups=kv)
+                candidates = h // g - plan.heads // g
+            options.append(
+                GqaOption(
+                    i,
+                    mode,
+                    plan.heads,
+                    plan.groups,
+                    candidates,
+                    found.swaps,
+                    found.score_final,
+                    found.score_final - found.score_initial,
+                )
+            )
+    return options

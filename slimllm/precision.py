@@ -59,7 +59,9 @@ def resolve_dtype(requested: str, device: str = "cpu") -> tuple[str, str]:
         return "float32", "auto: this GPU has no bfloat16 support"
     speedup = cpu_bf16_speedup()
     flags = " ".join(f for f in ("amx_bf16", "avx512_bf16") if f in cpu_info()["flags"]) or "none"
-    measured = f"bfloat16 matmuls measured {speedup:.2f}x the speed of float32 (bf16 flags: {flags})"
+    measured = (
+        f"bfloat16 matmuls measured {speedup:.2f}x the speed of float32 (bf16 flags: {flags})"
+    )
     if speedup >= MIN_SPEEDUP:
         return "bfloat16", f"auto: {measured}"
     return "float32", f"auto: {measured}, under the {MIN_SPEEDUP}x it takes to switch"

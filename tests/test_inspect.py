@@ -135,3 +135,25 @@ def test_attention_plans_follow_the_ratios() -> None:
     assert all(p is not None and p.heads > 0 for p in plans[1:])
     with pytest.raises(ValueError, match="3 entries"):
         inspect.attention_plans(model, [0.5])
+
+
+def test_gqa_options_search_both_ways_of_shrinking_a_layer() -> None:
+    model, _ = load_model("tiny-gqa")
+    accs = inspect.head_statistics_per_layer(model, tiny_inputs(), batch_size=2)
+    per_dim = [acc.finalize("per_dim") for acc in accs]
+    options = inspect.gqa_options(model, per_dim, [0.0, 0.5, 0.5])
+    assert sorted((o.layer, o.mode) for o in options) == [
+        (1, "groups"),
+        (1, "heads"),
+        (2, "groups"),
+        (2, "heads"),
+    ]
+    kv = heads.kv_group_index(6, 2)
+    for o in options:
+        if o.mode == "groups":
+            found = heads.greedy_head_search(
+                inspect.group_statistics(per_dim[o.layer], kv), o.groups
+            )
+        else:
+            found = heads.greedy_head_search(per_dim[o.layer], o.heads, groups=kv)
+        assert o.similarity == found.score_final and o.gain >= 0

@@ -81,7 +81,7 @@ def test_committed_records_are_readable_and_keyed_by_their_config() -> None:
 
 def test_recipes_spell_out_every_option() -> None:
     recipe = recipes.pruned(PruneConfig(ratio=0.5), base="tiny-gqa")
-    assert recipe["prune"]["method"] == "slimllm" and recipe["prune"]["gqa_mode"] == "auto"
+    assert recipe["prune"]["method"] == "slimllm" and recipe["prune"]["gqa_mode"] == "score"
     assert recipes.prune_config(recipe) == PruneConfig(ratio=0.5)
     assert recipes.label(recipe) == "tiny-gqa slimllm 50%"
     with pytest.raises(ValueError, match="not PruneConfig fields"):

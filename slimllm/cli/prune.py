@@ -94,8 +94,8 @@ def add_parser(sub: Any) -> None:
         "--gqa-mode",
         choices=GQA_MODES,
         default=PruneConfig.gqa_mode,
-        help="GQA: query heads per group, whole KV groups, the closer count (auto) or the "
-        "better Eq. 4 similarity (score)",
+        help="GQA: query heads per group, whole KV groups, the closer parameter count (auto) or "
+        "the better Eq. 4 similarity (score, the default: best on SmolLM2 at 20 %% and 50 %%)",
     )
     p.add_argument("--no-greedy", action="store_true", help="ablation: skip the greedy head search")
     p.add_argument(
