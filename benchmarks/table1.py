@@ -85,10 +85,13 @@ def measure(
     store: Store, row: Row, configs: dict[str, Any], what: set[str], settings: dict[str, Any]
 ) -> None:
     for name, config in configs.items():
-        kind = "zeroshot" if name == "zeroshot" else "perplexity"
-        if ("zeroshot" if kind == "zeroshot" else "ppl") not in what:
+        kind, group, runner = (
+            ("zeroshot", "zeroshot", run_zeroshot)
+            if name == "zeroshot"
+            else ("perplexity", "ppl", run_perplexity)
+        )
+        if group not in what:
             continue
-        runner = run_zeroshot if kind == "zeroshot" else run_perplexity
         record = store.run(kind, config, lambda c=config, r=runner: r(c, settings), settings)
         state = "stored" if record.loaded else f"measured in {record.seconds:.0f} s"
         print(f"{row.label} {name}: {state} ({record.path})", flush=True)
