@@ -12,14 +12,16 @@ import torch
 from torch import Tensor
 
 
-def _check_float(name: str, t: Tensor, ndim: int) -> None:
+def _check_float(name: str, t: Tensor, ndim: int, finite: bool = True) -> None:
+    """Type, rank and dtype of `t`; with `finite`, also a full scan for NaN and inf (the
+    accumulators skip it and check their chunk sums instead)."""
     if not isinstance(t, Tensor):
         raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
     if t.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(t.shape)}")
     if not t.is_floating_point():
         raise ValueError(f"{name} must have a floating dtype, got {t.dtype}")
-    if not torch.isfinite(t).all():
+    if finite and not torch.isfinite(t).all():
         raise ValueError(f"{name} must be finite")
 
 
@@ -51,7 +53,7 @@ class CovarianceAccumulator:
 
     def update(self, y: Tensor) -> None:
         """Add a chunk of outputs [n, D]."""
-        _check_float("y", y, 2)
+        _check_float("y", y, 2, finite=False)
         if y.shape[0] == 0:
             raise ValueError("y must hold at least one token, got an empty chunk")
         y64 = y.detach().to(torch.float64)
@@ -63,7 +65,10 @@ class CovarianceAccumulator:
         if y.shape[1] != shift.shape[0]:
             raise ValueError(f"y must have {shift.shape[0]} columns like earlier chunks")
         shifted = y64 - shift
-        total += shifted.sum(dim=0)
+        chunk_sum = shifted.sum(dim=0)
+        if not torch.isfinite(chunk_sum).all():
+            raise ValueError("y must be finite")
+        total += chunk_sum
         outer += shifted.T @ shifted
         self._count += y.shape[0]
 
@@ -83,8 +88,10 @@ class FeatureNormAccumulator:
 
     def update(self, x: Tensor) -> None:
         """Add a chunk of activations [n, F]."""
-        _check_float("x", x, 2)
+        _check_float("x", x, 2, finite=False)
         sq = x.detach().to(torch.float64).pow(2).sum(dim=0)
+        if not torch.isfinite(sq).all():
+            raise ValueError("x must be finite")
         if self._sum_sq is None:
             self._sum_sq = sq
         elif sq.shape != self._sum_sq.shape:

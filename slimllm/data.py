@@ -189,6 +189,15 @@ def _tokenized_calibration(
     return tokenize_in_pieces(tokenizer, text), origin
 
 
+def calibration_corpus_ids(
+    tokenizer: PreTrainedTokenizerBase, data_dir: str | os.PathLike[str] | None = None
+) -> tuple[torch.Tensor, str]:
+    """The whole calibration corpus tokenised, and its origin; cached per tokenizer and folder,
+    so only the first call in a process pays for the tokenisation."""
+    root = resolve_data_dir(data_dir)
+    return _tokenized_calibration(tokenizer, None if root is None else str(root))
+
+
 def tokenize_in_pieces(
     tokenizer: PreTrainedTokenizerBase, text: str, piece_chars: int = 1 << 16
 ) -> torch.Tensor:
@@ -225,8 +234,7 @@ def calibration_samples(
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
     if seq_len < 2:
         raise ValueError(f"seq_len must be >= 2, got {seq_len}")
-    root = resolve_data_dir(data_dir)
-    ids, origin = _tokenized_calibration(tokenizer, None if root is None else str(root))
+    ids, origin = calibration_corpus_ids(tokenizer, data_dir)
     body = seq_len - 1 if bos else seq_len
     if n_samples * seq_len > ids.numel() or ids.numel() <= body:
         raise ValueError(
