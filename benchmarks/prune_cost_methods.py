@@ -39,6 +39,9 @@ def main() -> None:
         default="",
         help="comma-separated methods to profile once more under cProfile (prune_profile records)",
     )
+    parser.add_argument(
+        "--markdown", action="store_true", help="print the README's table from the records"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--one-profile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -64,6 +67,10 @@ def main() -> None:
         print(json.dumps({"seconds_profiled": result["seconds"], "top_tottime": top}))
         return
     store = Store()
+    lines = [
+        "| method | ratio | achieved | pruning | tokenising (once) | peak RSS | over loaded |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for ratio in (float(r) for r in args.ratios.split(",")):
         for method in args.methods.split(","):
             config = prune_cost_config(recipe_for(method, ratio, args.model))
@@ -111,6 +118,13 @@ def main() -> None:
                 f"{r['achieved']:.4f}",
                 flush=True,
             )
+            lines.append(
+                f"| {method} | {ratio:.0%} | {r['achieved']:.1%} | {r['seconds']:.1f} s "
+                f"| {r['calibration_tokenize_seconds']:.1f} s | {r['peak_rss_mib']:.0f} MiB "
+                f"| +{r['peak_over_loaded_mib']:.0f} MiB |"
+            )
+    if args.markdown:
+        print("\n".join(lines))
 
 
 if __name__ == "__main__":
