@@ -51,6 +51,33 @@ CALIBRATION_DIR = "bookcorpus_substitute_gutenberg"
 
 
 @dataclass(frozen=True)
+class CalibrationSource:
+    """A calibration corpus other than the default: a file the data folder may hold, else the
+    hub split the method's authors sampled from."""
+
+    path: str
+    hub: tuple[str, str | None, str, str]  # (dataset, config or data file, split, field)
+    jsonl: bool  # one JSON record per line with a "text" field, else plain text
+
+
+#: The default, "bookcorpus", is SlimLLM's, LLM-Pruner's and LoRAP's (the Gutenberg substitute
+#: offline). The others are the peers' own: FLAP sampled WikiText-2's train split, Wanda-sp the
+#: first C4 shard. Neither is in shared/data, so offline they need their file added to the data
+#: folder (the paths below); otherwise they are read from the hub.
+CALIBRATION_SETS: dict[str, CalibrationSource | None] = {
+    "bookcorpus": None,
+    "wikitext2-train": CalibrationSource(
+        "wikitext2/wiki.train.raw", ("wikitext", "wikitext-2-raw-v1", "train", "text"), False
+    ),
+    "c4": CalibrationSource(
+        "c4/c4-train.00000-of-01024.json",
+        ("allenai/c4", "en/c4-train.00000-of-01024.json.gz", "train", "text"),
+        True,
+    ),
+}
+
+
+@dataclass(frozen=True)
 class TaskSource:
     """A zero-shot task file and the fields every record must have."""
 
@@ -97,12 +124,17 @@ def resolve_data_dir(path: str | os.PathLike[str] | None = None) -> Path | None:
     return root
 
 
+def hub_is_off() -> bool:
+    """Whether HF_HUB_OFFLINE or HF_DATASETS_OFFLINE forbids reading from the hub."""
+    return any(
+        os.environ.get(v, "0") not in ("", "0") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
+
+
 def _hub_dataset(name: str, *args: Any, **kwargs: Any) -> Any:
     """`datasets.load_dataset`, failing in one line (no retries) when the hub is out of reach."""
     hint = f"set ${DATA_ENV} (or --data-dir) to a local data folder laid out like shared/data"
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") or os.environ.get(
-        "HF_DATASETS_OFFLINE", "0"
-    ) not in ("", "0"):
+    if hub_is_off():
         raise DataError(
             f"no local data folder was found and the hub is off (HF_HUB_OFFLINE); {hint}"
         )
@@ -161,9 +193,45 @@ def _hub_rows(dataset: str, config: str | None, split: str, field: str) -> list[
     return list(_hub_dataset(dataset, config, split=split)[field])
 
 
-def calibration_text(data_dir: str | os.PathLike[str] | None = None) -> tuple[str, str]:
-    """The calibration corpus and its origin: the Gutenberg BookCorpus substitute, or BookCorpus."""
+def _other_calibration_text(name: str, root: Path | None) -> tuple[str, str]:
+    src = CALIBRATION_SETS[name]
+    assert src is not None
+    file = None if root is None else root / src.path
+    if file is not None and file.is_file():
+        raw = file.read_text(encoding="utf-8")
+        rows = (
+            [json.loads(line)["text"] for line in raw.splitlines() if line] if src.jsonl else [raw]
+        )
+        return "\n\n".join(rows), f"{src.path} sha256:{file_sha256(file)}"
+    if hub_is_off():
+        where = "no data folder is in use" if file is None else f"{str(file)!r} does not exist"
+        raise DataError(
+            f"calibration set {name!r}: {where} and the hub is off (HF_HUB_OFFLINE); "
+            f"add the file to the data folder or allow the hub"
+        )
+    dataset, config, split, field = src.hub
+    if src.jsonl:
+        table = _hub_dataset(dataset, data_files={split: config}, split=split)
+    else:
+        table = _hub_dataset(dataset, config, split=split)
+    return "\n\n".join(table[field]), f"hf:{dataset}/{config}/{split}"
+
+
+def calibration_text(
+    data_dir: str | os.PathLike[str] | None = None, dataset: str = "bookcorpus"
+) -> tuple[str, str]:
+    """A calibration corpus (a name of CALIBRATION_SETS) and its origin.
+
+    The default is the Gutenberg BookCorpus substitute of the data folder, or BookCorpus from the
+    hub; the others are read from the data folder where their file is there, else the hub.
+    """
+    if dataset not in CALIBRATION_SETS:
+        raise DataError(
+            f"unknown calibration set {dataset!r}; choose one of {', '.join(CALIBRATION_SETS)}"
+        )
     root = resolve_data_dir(data_dir)
+    if dataset != "bookcorpus":
+        return _other_calibration_text(dataset, root)
     if root is None:
         stream = _hub_dataset("bookcorpus", split="train", streaming=True)
         rows = [row["text"] for _, row in zip(range(200_000), stream, strict=False)]
@@ -183,19 +251,21 @@ def calibration_text(data_dir: str | os.PathLike[str] | None = None) -> tuple[st
 
 @lru_cache(maxsize=4)
 def _tokenized_calibration(
-    tokenizer: PreTrainedTokenizerBase, root: str | None
+    tokenizer: PreTrainedTokenizerBase, root: str | None, dataset: str
 ) -> tuple[torch.Tensor, str]:
-    text, origin = calibration_text(root)
+    text, origin = calibration_text(root, dataset)
     return tokenize_in_pieces(tokenizer, text), origin
 
 
 def calibration_corpus_ids(
-    tokenizer: PreTrainedTokenizerBase, data_dir: str | os.PathLike[str] | None = None
+    tokenizer: PreTrainedTokenizerBase,
+    data_dir: str | os.PathLike[str] | None = None,
+    dataset: str = "bookcorpus",
 ) -> tuple[torch.Tensor, str]:
-    """The whole calibration corpus tokenised, and its origin; cached per tokenizer and folder,
-    so only the first call in a process pays for the tokenisation."""
+    """A whole calibration corpus tokenised, and its origin; cached per tokenizer, folder and
+    corpus, so only the first call in a process pays for the tokenisation."""
     root = resolve_data_dir(data_dir)
-    return _tokenized_calibration(tokenizer, None if root is None else str(root))
+    return _tokenized_calibration(tokenizer, None if root is None else str(root), dataset)
 
 
 def tokenize_in_pieces(
@@ -223,8 +293,9 @@ def calibration_samples(
     seed: int = 42,
     bos: bool = False,
     data_dir: str | os.PathLike[str] | None = None,
+    dataset: str = "bookcorpus",
 ) -> tuple[torch.Tensor, str]:
-    """`n_samples` random windows of `seq_len` tokens from the calibration corpus.
+    """`n_samples` random windows of `seq_len` tokens from a calibration corpus.
 
     Returns the [n_samples, seq_len] token ids and the data's origin. Windows are drawn with a
     seeded generator from the tokenised corpus (the paper: 32 x 128 from BookCorpus, seed 42).
@@ -234,7 +305,7 @@ def calibration_samples(
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
     if seq_len < 2:
         raise ValueError(f"seq_len must be >= 2, got {seq_len}")
-    ids, origin = calibration_corpus_ids(tokenizer, data_dir)
+    ids, origin = calibration_corpus_ids(tokenizer, data_dir, dataset)
     body = seq_len - 1 if bos else seq_len
     if n_samples * seq_len > ids.numel() or ids.numel() <= body:
         raise ValueError(

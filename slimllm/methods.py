@@ -42,6 +42,9 @@ Where these are not the originals:
 - Calibration: SlimLLM's corpus and sampler for all (FLAP used 1024 x 128 WikiText-2 windows,
   Wanda-sp 128 x 128 C4, LoRAP 128 x 128 BookCorpus); sample counts are PruneConfig's except
   LLM-Pruner's 10 x 64. FLAP and Wanda-sp use 32 x 128 here unless asked otherwise.
+  `calib_dataset` (`--calib-data`, `own` for OWN_CALIBRATION) picks a method's own corpus: the
+  WikiText-2 train split and the C4 shard are not in shared/data, so offline they need their
+  file added to the data folder (data.CALIBRATION_SETS names the paths).
 - FLAP: every layer keeps at least one KV group and one channel (FLAP can drop a whole
   attention or MLP); its bias is added as a real bias on o_proj / down_proj and counted.
 - LLM-Pruner: no iterative steps, no LoRA inside the method (tuning is slimllm.tune's job).
@@ -72,6 +75,17 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "random": {},
 }
 METHODS: tuple[str, ...] = tuple(METHOD_DEFAULTS)
+#: The calibration corpus each method's authors used (a name of data.CALIBRATION_SETS), for
+#: `--calib-data own`; None: the method reads no data. The default for all is "bookcorpus".
+OWN_CALIBRATION: dict[str, str | None] = {
+    "slimllm": "bookcorpus",
+    "lorap-ffn": "bookcorpus",
+    "llm-pruner": "bookcorpus",
+    "flap": "wikitext2-train",
+    "wanda-sp": "c4",
+    "magnitude-sp": None,
+    "random": None,
+}
 assert set(METHODS) == {"slimllm", "lorap-ffn", *PEERS}
 
 

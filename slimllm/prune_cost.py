@@ -49,7 +49,9 @@ def run_prune_cost(config: dict[str, Any], settings: dict[str, Any]) -> dict[str
     # Tokenising the calibration corpus is a one-off per process (cached), like loading the
     # model; it is timed on its own so that `seconds` is the pruning alone.
     start = time.perf_counter()
-    calibration_corpus_ids(tokenizer, settings.get("data_dir"))
+    calibration_corpus_ids(
+        tokenizer, settings.get("data_dir"), recipe["prune"].get("calib_dataset", "bookcorpus")
+    )
     tokenize_seconds = time.perf_counter() - start
     start = time.perf_counter()
     report = prune_with(

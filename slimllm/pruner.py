@@ -20,7 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from slimllm import channels, heads, regression, surgery
 from slimllm.adapters import AttentionShape, ModelAdapter, get_adapter
 from slimllm.calibration import LayerStep, LayerWalker, run_layer
-from slimllm.data import calibration_samples
+from slimllm.data import CALIBRATION_SETS, calibration_samples
 from slimllm.plan import (
     GQA_MODES,
     AttentionPlan,
@@ -53,6 +53,8 @@ class PruneConfig:
     max_layer_ratio: float = 0.9
     calib_samples: int = 32
     calib_seq_len: int = 128
+    #: A name of data.CALIBRATION_SETS; "bookcorpus" is the paper's (and every method's default).
+    calib_dataset: str = "bookcorpus"
     seed: int = 42
     head_reduction: str = "per_dim"
     #: GQA: per layer, query heads from every group or whole KV groups. "score" keeps the option
@@ -79,6 +81,11 @@ class PruneConfig:
             raise ValueError(f"max_layer_ratio must be in (0, 1], got {self.max_layer_ratio}")
         if self.gqa_mode not in GQA_MODES:
             raise ValueError(f"gqa_mode must be one of {GQA_MODES}, got {self.gqa_mode!r}")
+        if self.calib_dataset not in CALIBRATION_SETS:
+            raise ValueError(
+                f"calib_dataset must be one of {', '.join(CALIBRATION_SETS)}, "
+                f"got {self.calib_dataset!r}"
+            )
         if self.head_reduction not in heads.REDUCTIONS:
             raise ValueError(
                 f"head_reduction must be one of {heads.REDUCTIONS}, got {self.head_reduction!r}"
@@ -445,6 +452,7 @@ def calibration_for(
         config.seed,
         adapter.bos_per_window,
         data_dir,
+        config.calib_dataset,
     )
 
 

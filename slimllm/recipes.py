@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 RECIPE_KEYS = ("base", "prune", "prune_dtype", "tune")
 #: PruneConfig fields added after recipes were first recorded: left out of a recipe while at
 #: these defaults, so the recipes (and the records keyed on them) made before stay the same.
-LATER_DEFAULTS: dict[str, Any] = {"round_channels_to": 1}
+LATER_DEFAULTS: dict[str, Any] = {"round_channels_to": 1, "calib_dataset": "bookcorpus"}
 
 
 def is_pruned_folder(path: str | os.PathLike[str]) -> bool:

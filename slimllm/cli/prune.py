@@ -17,7 +17,8 @@ from slimllm.cli.common import (
     ratio,
     summary_table,
 )
-from slimllm.methods import METHODS, method_config, prune_with
+from slimllm.data import CALIBRATION_SETS
+from slimllm.methods import METHODS, OWN_CALIBRATION, method_config, prune_with
 from slimllm.models import DEFAULT_MODEL, DTYPES, load_model
 from slimllm.plan import GQA_MODES
 from slimllm.pruner import PruneConfig
@@ -83,6 +84,13 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="tokens per calibration window (default: 128; llm-pruner 64)",
     )
+    p.add_argument(
+        "--calib-data",
+        choices=(*CALIBRATION_SETS, "own"),
+        default="bookcorpus",
+        help="calibration corpus; own: the method's authors' (flap: wikitext2-train, "
+        "wanda-sp: c4; not in shared/data, so offline their file must be added)",
+    )
     p.add_argument("--seed", type=int, default=42, help="calibration sampling seed")
     p.add_argument(
         "--head-reduction",
@@ -137,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
         "calib_samples": args.calib_samples,
         "calib_seq_len": args.calib_seq_len,
         "feature_space": False if args.method == "lorap-ffn" else not args.no_feature_space,
+        "calib_dataset": (
+            OWN_CALIBRATION[args.method] if args.calib_data == "own" else args.calib_data
+        ),
     }
     config = method_config(
         args.method,
