@@ -206,8 +206,9 @@ def main() -> None:
         print()
         for sentence in tables.not_first(entries):
             print("-", sentence)
-        for column in ("wikitext2", "mean"):
-            print(column, "across seeds at 50 %:", tables.seed_spread(entries, column))
+        for column in ("wikitext2", "ptb", "mean"):
+            for sentence in tables.seed_sentences(entries, column):
+                print("-", sentence)
 
 
 if __name__ == "__main__":

@@ -137,3 +137,37 @@ def seed_spread(rows: Sequence[dict[str, Any]], column: str) -> dict[str, list[f
             if found is not None:
                 spread.setdefault(row["method"], []).append(found[0])
     return {m: v for m, v in spread.items() if len(v) > 1}
+
+
+def seed_sentences(
+    rows: Sequence[dict[str, Any]], column: str, reference: str = "slimllm"
+) -> list[str]:
+    """Per method run with several seeds at 50 %, whether its order against `reference` on
+    `column` survives seed noise: apart when every seed of one beats every seed of the other."""
+    spread = seed_spread(rows, column)
+    mine = spread.get(reference)
+    if mine is None:
+        return []
+    name = COLUMN_NAMES[column]
+    sign = 1 if lower_is_better(column) else -1
+
+    def span(values: list[float]) -> str:
+        mean = sum(values) / len(values)
+        return f"{min(values):.2f} to {max(values):.2f} (mean {mean:.2f})"
+
+    sentences = []
+    for method, theirs in spread.items():
+        if method == reference:
+            continue
+        # In `sign` units lower is better: compare one side's worst seed with the other's best.
+        if max(sign * v for v in mine) < min(sign * v for v in theirs):
+            verdict = "every SlimLLM seed is better, so SlimLLM is first beyond seed noise"
+        elif max(sign * v for v in theirs) < min(sign * v for v in mine):
+            verdict = f"every {method} seed is better, so {method} is first beyond seed noise"
+        else:
+            verdict = "the ranges overlap, so their order is within seed noise"
+        sentences.append(
+            f"At 50 % over {len(mine)} and {len(theirs)} calibration seeds, SlimLLM's {name} "
+            f"spans {span(mine)} and {method}'s {span(theirs)}: {verdict}."
+        )
+    return sentences

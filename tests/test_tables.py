@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from slimllm import tables
 from slimllm.lm_eval_tasks import SEVEN_TASKS
 
@@ -65,3 +67,31 @@ def test_seed_spread_lists_methods_with_several_seeds() -> None:
         row("flap", 120.0, 0.5, ratio=0.5),
     ]
     assert tables.seed_spread(rows, "wikitext2") == {"slimllm": [100.0, 110.0]}
+
+
+@pytest.mark.parametrize(
+    ("theirs", "verdict"),
+    [
+        ((120.0, 130.0), "SlimLLM is first beyond seed noise"),
+        ((90.0, 95.0), "flap is first beyond seed noise"),
+        ((105.0, 125.0), "within seed noise"),
+    ],
+)
+def test_seed_sentences_judge_the_order_against_seed_noise(
+    theirs: tuple[float, float], verdict: str
+) -> None:
+    rows = [
+        row("slimllm", 100.0, 0.5, ratio=0.5),
+        row("slimllm", 110.0, 0.5, ratio=0.5, seed=43, extra_seed=True),
+        row("flap", theirs[0], 0.5, ratio=0.5),
+        row("flap", theirs[1], 0.5, ratio=0.5, seed=43, extra_seed=True),
+    ]
+    (sentence,) = tables.seed_sentences(rows, "wikitext2")
+    assert verdict in sentence
+    assert "SlimLLM's WikiText-2 spans 100.00 to 110.00 (mean 105.00)" in sentence
+    assert tables.seed_sentences(rows[2:], "wikitext2") == []
+    # Accuracy: higher is better, so the verdicts swap with the same numbers.
+    accuracy = [{**r, "zeroshot": {"tasks": {}, "mean": r["wikitext2"]["ppl"] / 100}} for r in rows]
+    (sentence,) = tables.seed_sentences(accuracy, "mean")
+    swapped = {"SlimLLM is first": "flap is first", "flap is first": "SlimLLM is first"}
+    assert swapped.get(verdict.split(" beyond")[0], "within seed noise") in sentence
