@@ -35,6 +35,7 @@ def run_prune_cost(config: dict[str, Any], settings: dict[str, Any]) -> dict[str
     from slimllm.recipes import prune_config
 
     recipe = config["model"]
+    prune = prune_config(recipe)
     threads = settings.get("threads")
     if threads:
         torch.set_num_threads(int(threads))
@@ -49,16 +50,14 @@ def run_prune_cost(config: dict[str, Any], settings: dict[str, Any]) -> dict[str
     # Tokenising the calibration corpus is a one-off per process (cached), like loading the
     # model; it is timed on its own so that `seconds` is the pruning alone.
     start = time.perf_counter()
-    calibration_corpus_ids(
-        tokenizer, settings.get("data_dir"), recipe["prune"].get("calib_dataset", "bookcorpus")
-    )
+    calibration_corpus_ids(tokenizer, settings.get("data_dir"), prune.calib_dataset)
     tokenize_seconds = time.perf_counter() - start
     start = time.perf_counter()
     report = prune_with(
         recipe["prune"]["method"],
         model,
         tokenizer,
-        prune_config(recipe),
+        prune,
         device=config["device"],
         data_dir=settings.get("data_dir"),
         progress=False,

@@ -87,7 +87,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--calib-data",
         choices=(*CALIBRATION_SETS, "own"),
-        default="bookcorpus",
+        default=PruneConfig.calib_dataset,
         help="calibration corpus; own: the method's authors' (flap: wikitext2-train, "
         "wanda-sp: c4; not in shared/data, so offline their file must be added)",
     )
