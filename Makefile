@@ -44,14 +44,14 @@ test-fast: setup
 	$(PY) -m pytest tests -m "not slow and not notebooks"
 
 notebooks: setup
-	$(PY) -m slimllm.tools.run_notebooks --preset cpu --no-progress $(NOTEBOOKS)
+	$(PY) -m slimllm.book.run_notebooks --preset cpu --no-progress $(NOTEBOOKS)
 
 # A fresh html folder, so pages of removed notebooks do not linger; -W: a broken link, figure
 # or cross-reference fails the build instead of shipping.
 book: notebooks
 	rm -rf _build/html
 	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going
-	$(PY) -m slimllm.tools.check_book _build/html
+	$(PY) -m slimllm.book.check_book _build/html
 
 lint: setup
 	$(PY) -m ruff check slimllm tests benchmarks

@@ -12,8 +12,8 @@ import argparse
 
 import torch
 
-from slimllm import recipes
-from slimllm.evaluate import measure_perplexity
+from slimllm.experiments import recipes
+from slimllm.experiments.runners import measure_perplexity
 
 DATASETS = ("wikitext2", "ptb", "ptb-valid")
 

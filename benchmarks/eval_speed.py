@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 
-from slimllm import recipes
-from slimllm.eval_speed import run_eval_speed
-from slimllm.evaluate import measure_perplexity
-from slimllm.precision import resolve_dtype
-from slimllm.pruner import PruneConfig
-from slimllm.store import Store, cpu_info
+from slimllm.experiments import recipes
+from slimllm.experiments.runners import measure_perplexity, run_eval_speed
+from slimllm.experiments.store import Store
+from slimllm.method.config import PruneConfig
+from slimllm.models.precision import resolve_dtype
+from slimllm.util.provenance import cpu_info
 
 
 def main() -> None:

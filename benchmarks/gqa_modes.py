@@ -14,18 +14,19 @@ import argparse
 
 import torch
 
-from slimllm.evaluate import perplexity
-from slimllm.models import load_model
-from slimllm.pruner import PruneConfig, prune
-from slimllm.recipes import pruned
-from slimllm.store import Store
+from slimllm.experiments.recipes import pruned
+from slimllm.experiments.store import Store
+from slimllm.measure.perplexity import perplexity
+from slimllm.method.config import PruneConfig
+from slimllm.method.pruner import prune
+from slimllm.models.loaders import load_model
 
 DTYPE = "bfloat16"
 MAX_WINDOWS = 512
 
 
 def perplexity_config(recipe: dict[str, object]) -> dict[str, object]:
-    """Same fields as the lead's `slimllm.evaluate.perplexity_config`, so `rerun` can redo it."""
+    """Same fields as the lead's `slimllm.experiments.runners.perplexity_config`, so `rerun` can redo it."""
     return {
         "model": recipe,
         "dataset": "wikitext2",

@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from slimllm import recipes
-from slimllm.evaluate import perplexity
-from slimllm.latency import DRIVERS, LatencySpec, run_latency, table
-from slimllm.models import parse_dtype
-from slimllm.precision import resolve_dtype
-from slimllm.pruner import PruneConfig
-from slimllm.store import Store
+from slimllm.experiments import recipes
+from slimllm.experiments.runners import run_latency
+from slimllm.experiments.store import Store
+from slimllm.measure.latency import DRIVERS, LatencySpec, table
+from slimllm.measure.perplexity import perplexity
+from slimllm.method.config import PruneConfig
+from slimllm.models.loaders import parse_dtype
+from slimllm.models.precision import resolve_dtype
 
 RATIOS = (0.2, 0.5)
 ROUNDINGS = (1, 8, 64)

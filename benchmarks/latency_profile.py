@@ -17,12 +17,13 @@ from typing import Any
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from slimllm import flops, recipes
-from slimllm.latency import _prompt, greedy_generate, greedy_loop
-from slimllm.models import parse_dtype
-from slimllm.precision import resolve_dtype
-from slimllm.pruner import PruneConfig
-from slimllm.store import Store
+from slimllm.experiments import recipes
+from slimllm.experiments.store import Store
+from slimllm.measure import flops
+from slimllm.measure.latency import _prompt, greedy_generate, greedy_loop
+from slimllm.method.config import PruneConfig
+from slimllm.models.loaders import parse_dtype
+from slimllm.models.precision import resolve_dtype
 
 MATMUL = ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul", "aten::linear")
 ATTENTION = ("scaled_dot_product", "flash_attention")

@@ -6,8 +6,8 @@ written by benchmarks/latency.py: `.venv/bin/python benchmarks/latency_summary.p
 
 from __future__ import annotations
 
-from slimllm.latency import table
-from slimllm.store import Store
+from slimllm.experiments.store import Store
+from slimllm.measure.latency import table
 
 
 def main() -> None:

@@ -20,9 +20,9 @@ import time
 
 import torch
 
-from slimllm import recipes
-from slimllm.pruner import PruneConfig
-from slimllm.store import Store
+from slimllm.experiments import recipes
+from slimllm.experiments.store import Store
+from slimllm.method.config import PruneConfig
 
 CASES = {
     "smollm2-135m@20": {"model": "smollm2-135m", "ratio": 0.2, "samples": 32},
@@ -47,13 +47,14 @@ def peak_mib() -> float:
 def run_case(spec: dict[str, object]) -> dict[str, object]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from slimllm.models import load_model
-    from slimllm.pruner import PruneConfig, prune
+    from slimllm.method.config import PruneConfig
+    from slimllm.method.pruner import prune
+    from slimllm.models.loaders import load_model
 
     torch.manual_seed(0)
     base_rss = peak_mib()
     if spec["model"] == "random-llama-1b":
-        from slimllm.models import byte_tokenizer
+        from slimllm.models.loaders import byte_tokenizer
 
         model = LlamaForCausalLM(LlamaConfig(**RANDOM_1B)).eval()
         tok = byte_tokenizer()

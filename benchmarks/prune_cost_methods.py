@@ -1,7 +1,7 @@
 """Pruning time and peak memory of every method on SmolLM2-135M on this CPU (after loading).
 
 Each (method, ratio) runs in a fresh subprocess so its peak resident memory is its own, and
-writes a "prune_cost" record (runner: slimllm.prune_cost.run_prune_cost). Run it alone:
+writes a "prune_cost" record (runner: slimllm.experiments.prune_cost.run_prune_cost). Run it alone:
 
     flock /tmp/slimllm-heavy.lock python benchmarks/prune_cost_methods.py
 """
@@ -15,10 +15,10 @@ import pstats
 import subprocess
 import sys
 
-from slimllm.methods import METHODS, method_config
-from slimllm.prune_cost import prune_cost_config, run_prune_cost
-from slimllm.recipes import pruned
-from slimllm.store import Store
+from slimllm.experiments.prune_cost import prune_cost_config, run_prune_cost
+from slimllm.experiments.recipes import pruned
+from slimllm.experiments.store import Store
+from slimllm.peers.registry import METHODS, method_config
 
 
 def recipe_for(method: str, ratio: float, model: str) -> dict[str, object]:

@@ -15,9 +15,9 @@ from dataclasses import replace
 
 import torch
 
-from slimllm import recipes
-from slimllm.evaluate import measure_perplexity
-from slimllm.pruner import PruneConfig
+from slimllm.experiments import recipes
+from slimllm.experiments.runners import measure_perplexity
+from slimllm.method.config import PruneConfig
 
 VARIANTS: dict[str, dict[str, object]] = {
     "slimllm-20": {"ratio": 0.2},

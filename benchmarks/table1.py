@@ -24,13 +24,18 @@ from typing import Any
 
 import torch
 
-from slimllm import recipes, tables
-from slimllm.evaluate import perplexity_config, run_perplexity
-from slimllm.lm_eval_tasks import SEVEN_TASKS
-from slimllm.methods import METHODS, method_config
-from slimllm.store import Store
-from slimllm.tune import preset
-from slimllm.zeroshot import DEFAULT_BATCH_SIZE, run_zeroshot, zeroshot_config
+from slimllm.experiments import recipes, tables
+from slimllm.experiments.runners import (
+    perplexity_config,
+    run_perplexity,
+    run_zeroshot,
+    zeroshot_config,
+)
+from slimllm.experiments.store import Store
+from slimllm.measure.lm_eval_tasks import SEVEN_TASKS
+from slimllm.measure.zeroshot import DEFAULT_BATCH_SIZE
+from slimllm.peers.registry import METHODS, method_config
+from slimllm.tuning.lora import preset
 
 RATIOS = (0.2, 0.5)
 TUNED = ("slimllm", "llm-pruner")

@@ -19,12 +19,13 @@ from typing import Any
 
 import torch
 
-from slimllm import recipes
-from slimllm.evaluate import perplexity
-from slimllm.precision import resolve_dtype
-from slimllm.pruner import PruneConfig
-from slimllm.store import Record, Store
-from slimllm.tune import preset, run_tune, tune, tune_record_config
+from slimllm.experiments import recipes
+from slimllm.experiments.runners import run_tune, tune_record_config
+from slimllm.experiments.store import Record, Store
+from slimllm.measure.perplexity import perplexity
+from slimllm.method.config import PruneConfig
+from slimllm.models.precision import resolve_dtype
+from slimllm.tuning.lora import preset, tune
 
 
 def perplexity_record(
@@ -35,7 +36,7 @@ def perplexity_record(
     settings: dict[str, Any],
     max_windows: int | None = None,
 ) -> Record:
-    """A "perplexity" record, keyed as `slimllm.evaluate.perplexity_config` keys them."""
+    """A "perplexity" record, keyed as `slimllm.experiments.runners.perplexity_config` keys them."""
     config = {
         "model": recipe,
         "dataset": dataset,

@@ -17,13 +17,14 @@ from typing import Any
 
 import torch
 
-from slimllm import recipes
-from slimllm.lm_eval_tasks import SEVEN_TASKS
-from slimllm.models import load_model
-from slimllm.precision import resolve_dtype
-from slimllm.pruner import PruneConfig
-from slimllm.store import Record, Store
-from slimllm.zeroshot import DEFAULT_BATCH_SIZE, run_zeroshot, zeroshot, zeroshot_config
+from slimllm.experiments import recipes
+from slimllm.experiments.runners import run_zeroshot, zeroshot_config
+from slimllm.experiments.store import Record, Store
+from slimllm.measure.lm_eval_tasks import SEVEN_TASKS
+from slimllm.measure.zeroshot import DEFAULT_BATCH_SIZE, zeroshot
+from slimllm.method.config import PruneConfig
+from slimllm.models.loaders import load_model
+from slimllm.models.precision import resolve_dtype
 
 MODELS = {
     "dense": recipes.dense(),

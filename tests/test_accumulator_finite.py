@@ -9,9 +9,9 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from slimllm.channels import CovarianceAccumulator, FeatureNormAccumulator
-from slimllm.heads import HeadStatsAccumulator
-from slimllm.regression import RegressionAccumulator
+from slimllm.method.channels import CovarianceAccumulator, FeatureNormAccumulator
+from slimllm.method.heads import HeadStatsAccumulator
+from slimllm.method.regression import RegressionAccumulator
 
 
 def _feed_cov(chunks: list[torch.Tensor]) -> None:

@@ -7,16 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from slimllm.alpaca import (
-    IGNORE_INDEX,
-    collate,
-    encode,
-    load_records,
-    prompt,
-    read_file,
-)
-from slimllm.data import DataError
-from slimllm.models import byte_tokenizer
+from slimllm.data.alpaca import IGNORE_INDEX, collate, encode, load_records, prompt, read_file
+from slimllm.data.sources import DataError
+from slimllm.models.loaders import byte_tokenizer
 
 RECORD = {"instruction": "Add the numbers.", "input": "2 and 3", "output": "5"}
 

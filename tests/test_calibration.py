@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from slimllm.adapters import get_adapter
-from slimllm.calibration import LayerWalker, capture_layer_inputs, layer_hidden_states, run_layer
-from slimllm.models import tiny_model
+from slimllm.method.calibration import (
+    LayerWalker,
+    capture_layer_inputs,
+    layer_hidden_states,
+    run_layer,
+)
+from slimllm.models.adapters import get_adapter
+from slimllm.models.loaders import tiny_model
 
 
 @pytest.mark.parametrize("name", ["tiny-llama", "tiny-gqa"])

@@ -6,11 +6,12 @@ from pathlib import Path
 import pytest
 
 from slimllm.cli import main
-from slimllm.data import DataError, calibration_samples, calibration_text
-from slimllm.methods import METHODS, OWN_CALIBRATION, method_config
-from slimllm.models import byte_tokenizer
-from slimllm.pruner import PruneConfig
-from slimllm.recipes import pruned
+from slimllm.data.calibration import calibration_samples, calibration_text
+from slimllm.data.sources import DataError
+from slimllm.experiments.recipes import pruned
+from slimllm.method.config import PruneConfig
+from slimllm.models.loaders import byte_tokenizer
+from slimllm.peers.registry import METHODS, OWN_CALIBRATION, method_config
 
 WIKI = " = Valkyria = \n the quick brown fox jumps over the lazy dog again and again . \n" * 60
 

@@ -1,4 +1,4 @@
-"""FFN channel importance (slimllm.channels) against slow, direct formulas."""
+"""FFN channel importance (slimllm.method.channels) against slow, direct formulas."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from slimllm.channels import (
+from slimllm.method.channels import (
     CovarianceAccumulator,
     FeatureNormAccumulator,
     channel_group_importance,
@@ -187,7 +187,7 @@ def test_bad_inputs_raise(call: object, message: str) -> None:
 
 
 def test_weight_magnitude_importance_matches_loop() -> None:
-    from slimllm.channels import weight_magnitude_importance
+    from slimllm.method.channels import weight_magnitude_importance
 
     gate, up, down = randn(40, 6, 4), randn(41, 6, 4), randn(42, 4, 6)
     got = weight_magnitude_importance(gate.float(), up, down)

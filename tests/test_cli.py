@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from slimllm.cli import build_parser, main
-from slimllm.io import load_pruned
-from slimllm.models import load_model
-from slimllm.store import Store
+from slimllm.experiments.store import Store
+from slimllm.models.io import load_pruned
+from slimllm.models.loaders import load_model
 
 
 @pytest.fixture(scope="module")

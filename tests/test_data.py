@@ -8,19 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import slimllm.data as data_module
-from slimllm.data import (
-    DATA_ENV,
-    DataError,
-    calibration_samples,
-    load_alpaca,
-    load_task,
-    load_text,
-    load_text_rows,
-    resolve_data_dir,
-    tokenize_in_pieces,
-)
-from slimllm.models import byte_tokenizer
+import slimllm.data.sources as data_module
+from slimllm.data.alpaca import load_alpaca
+from slimllm.data.calibration import calibration_samples, tokenize_in_pieces
+from slimllm.data.sources import DATA_ENV, DataError, resolve_data_dir
+from slimllm.data.tasks import load_task
+from slimllm.data.texts import load_text, load_text_rows
+from slimllm.models.loaders import byte_tokenizer
 
 
 def make_data_dir(root: Path) -> Path:
@@ -130,8 +124,8 @@ def test_tokenizing_in_pieces_equals_whole_text() -> None:
 
 @pytest.mark.slow
 def test_tokenizing_in_pieces_equals_whole_text_for_smollm2(shared_data_dir: Path) -> None:
-    from slimllm.data import calibration_text
-    from slimllm.models import load_model
+    from slimllm.data.calibration import calibration_text
+    from slimllm.models.loaders import load_model
 
     _, tok = load_model("smollm2-135m")
     text = calibration_text(shared_data_dir)[0][:400_000]

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from slimllm.evaluate import (
+from slimllm.measure.perplexity import (
     PROTOCOLS,
     Protocol,
     bootstrap_interval,
@@ -18,7 +18,7 @@ from slimllm.evaluate import (
     token_nll,
     window_nll,
 )
-from slimllm.models import load_model
+from slimllm.models.loaders import load_model
 
 
 def test_windows_put_bos_at_the_start_and_drop_the_remainder() -> None:

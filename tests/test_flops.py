@@ -7,9 +7,10 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import DynamicCache
 
-from slimllm import flops, surgery
-from slimllm.adapters import get_adapter
-from slimllm.models import tiny_model
+from slimllm.measure import flops
+from slimllm.models import surgery
+from slimllm.models.adapters import get_adapter
+from slimllm.models.loaders import tiny_model
 
 
 def hand_prefill(n: int, hidden: int, heads: int, kv: int, hd: int, ch: int, layers: int) -> int:

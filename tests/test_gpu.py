@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from slimllm.models import byte_tokenizer, tiny_model
-from slimllm.pruner import PruneConfig, prune
+from slimllm.method.config import PruneConfig
+from slimllm.method.pruner import prune
+from slimllm.models.loaders import byte_tokenizer, tiny_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -1,4 +1,4 @@
-"""Head scoring and search (slimllm.heads) against slow, direct formulas."""
+"""Head scoring and search (slimllm.method.heads) against slow, direct formulas."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from slimllm.heads import (
+from slimllm.method.heads import (
     REDUCTIONS,
     HeadStatsAccumulator,
     greedy_head_search,

@@ -1,4 +1,4 @@
-"""slimllm.inspect: dense-model statistics for the stage notebooks, each against a slow formula."""
+"""slimllm.analysis.inspect: dense-model statistics for the stage notebooks, each against a slow formula."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from itertools import combinations
 import pytest
 import torch
 
-from slimllm import channels, heads, inspect
-from slimllm.models import load_model
+from slimllm.analysis import inspect
+from slimllm.method import channels, heads
+from slimllm.models.loaders import load_model
 
 
 def toy_contributions(num_heads: int = 4, tokens: int = 64, dim: int = 5, seed: int = 0):

@@ -21,11 +21,11 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from slimllm import surgery
-from slimllm.adapters import get_adapter
-from slimllm.io import load_pruned, save_pruned
-from slimllm.models import byte_tokenizer, tiny_model
-from slimllm.regression import fold_regression
+from slimllm.method.regression import fold_regression
+from slimllm.models import surgery
+from slimllm.models.adapters import get_adapter
+from slimllm.models.io import load_pruned, save_pruned
+from slimllm.models.loaders import byte_tokenizer, tiny_model
 
 IDS = torch.randint(0, 256, (2, 10), generator=torch.Generator().manual_seed(0))
 RECORD = {"method": "slimllm", "ratio": {"target": 0.2, "achieved": 0.198}, "seed": 0}

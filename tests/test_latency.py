@@ -7,12 +7,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from slimllm import surgery
-from slimllm.adapters import get_adapter
 from slimllm.cli import main
-from slimllm.io import load_pruned, save_pruned
-from slimllm.latency import LatencySpec, Timing, greedy_generate, greedy_loop, measure_latency
-from slimllm.models import byte_tokenizer, tiny_model
+from slimllm.measure.latency import (
+    LatencySpec,
+    Timing,
+    greedy_generate,
+    greedy_loop,
+    measure_latency,
+)
+from slimllm.models import surgery
+from slimllm.models.adapters import get_adapter
+from slimllm.models.io import load_pruned, save_pruned
+from slimllm.models.loaders import byte_tokenizer, tiny_model
 
 TINY = LatencySpec(
     prefill_len=12, decode_batch=2, new_tokens=5, decode_prompt_len=4, repeats=2, warmup=1
@@ -73,8 +79,8 @@ def test_measure_latency_returns_every_field(pruned_dir: Path, driver: str) -> N
 
 
 def test_run_latency_from_a_config() -> None:
-    from slimllm import recipes
-    from slimllm.latency import run_latency
+    from slimllm.experiments import recipes
+    from slimllm.experiments.runners import run_latency
 
     config = {"models": {"dense": recipes.dense("tiny-llama")}, "dtype": "float32"}
     config.update({k: v for k, v in TINY.__dict__.items() if k != "repeats"}, repeats=2)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from slimllm.adapters import UnsupportedArchitectureError, get_adapter
-from slimllm.models import (
+from slimllm.models.adapters import UnsupportedArchitectureError, get_adapter
+from slimllm.models.loaders import (
     ModelNotAvailableError,
     byte_tokenizer,
     describe_model,

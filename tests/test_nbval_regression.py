@@ -14,7 +14,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from slimllm.tools import run_notebooks
+from slimllm.book import run_notebooks
 
 SANITIZE = Path(__file__).resolve().parent / "nbval_sanitize.cfg"
 

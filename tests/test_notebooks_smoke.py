@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from slimllm.tools import check_book, run_notebooks
+from slimllm.book import check_book, run_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if not p.name.startswith("."))

@@ -11,17 +11,18 @@ import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from slimllm import recipes, scores
-from slimllm.adapters import get_adapter
-from slimllm.calibration import LayerWalker, run_layer
 from slimllm.cli import main
-from slimllm.data import calibration_samples
-from slimllm.io import load_pruned, save_pruned
-from slimllm.methods import METHODS, method_config, prune_with
-from slimllm.models import byte_tokenizer, tiny_model
-from slimllm.peers import PEERS, pruned_layers
-from slimllm.plan import budget_channels
-from slimllm.surgery import layer_layout
+from slimllm.data.calibration import calibration_samples
+from slimllm.experiments import recipes
+from slimllm.method.calibration import LayerWalker, run_layer
+from slimllm.method.plan import budget_channels
+from slimllm.models.adapters import get_adapter
+from slimllm.models.io import load_pruned, save_pruned
+from slimllm.models.loaders import byte_tokenizer, tiny_model
+from slimllm.models.surgery import layer_layout
+from slimllm.peers import scores
+from slimllm.peers.baselines import PEERS, pruned_layers
+from slimllm.peers.registry import METHODS, method_config, prune_with
 
 MODELS = ["tiny-llama", "tiny-gqa"]
 IDS = torch.randint(0, 256, (2, 20), generator=torch.Generator().manual_seed(5))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from slimllm.adapters import AttentionShape
-from slimllm.plan import channel_params, plan_attention, plan_channels
+from slimllm.method.plan import channel_params, plan_attention, plan_channels
+from slimllm.models.adapters import AttentionShape
 
 SMOL = AttentionShape(num_heads=9, num_kv_heads=3, head_dim=64)
 MHA = AttentionShape(num_heads=4, num_kv_heads=4, head_dim=16)

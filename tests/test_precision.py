@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from slimllm import precision
+from slimllm.models import precision
 
 
 def test_explicit_dtype_is_kept() -> None:

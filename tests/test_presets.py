@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from slimllm import presets
-from slimllm.tools import run_notebooks
+from slimllm.book import presets
+from slimllm.book import run_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if not p.name.startswith("."))

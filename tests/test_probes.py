@@ -1,4 +1,4 @@
-"""Per-layer measurements for notebooks 5-7 (slimllm.probes) on the tiny random models."""
+"""Per-layer measurements for notebooks 5-7 (slimllm.analysis.probes) on the tiny random models."""
 
 from __future__ import annotations
 
@@ -7,13 +7,16 @@ import json
 import pytest
 import torch
 
-from slimllm import probes
-from slimllm.adapters import get_adapter
-from slimllm.calibration import LayerWalker
-from slimllm.models import tiny_model
-from slimllm.pruner import PruneConfig, layer_similarities
-from slimllm.recipes import pruned, recipe_cache_dir
-from slimllm.store import Store, config_key
+from slimllm.analysis import probes
+
+from slimllm.experiments import studies
+from slimllm.experiments.recipes import pruned, recipe_cache_dir
+from slimllm.experiments.store import Store, config_key
+from slimllm.method.calibration import LayerWalker
+from slimllm.method.config import PruneConfig
+from slimllm.method.pruner import layer_similarities
+from slimllm.models.adapters import get_adapter
+from slimllm.models.loaders import tiny_model
 
 IDS = torch.randint(0, 256, (4, 20), generator=torch.Generator().manual_seed(5))
 
@@ -125,7 +128,7 @@ def test_prune_record_is_stored_once_and_refreshed_for_new_fields(
     store = Store()
     config = PruneConfig(ratio=0.3, calib_samples=4, calib_seq_len=32, ratio_of="decoder")
     recipe = pruned(config, base="tiny-gqa")
-    record = probes.prune_record(recipe, data_dir=str(shared_data_dir), store=store)
+    record = studies.prune_record(recipe, data_dir=str(shared_data_dir), store=store)
     assert record.config == {"model": recipe} and record.path is not None
     report = record.result
     assert abs(report["achieved"] - 0.3) <= 0.005 + 1e-9
@@ -137,17 +140,17 @@ def test_prune_record_is_stored_once_and_refreshed_for_new_fields(
         assert row["mlp_a_quantiles"] == sorted(row["mlp_a_quantiles"])
     # The model is cached where recipes.build looks: building it does not prune again.
     assert (recipe_cache_dir() / config_key("recipe", recipe) / "config.json").is_file()
-    again = probes.prune_record(recipe, store=store, fields=("mlp_error_after",))
+    again = studies.prune_record(recipe, store=store, fields=("mlp_error_after",))
     assert again.loaded and again.result == report
     # A record made before a field existed is measured again.
     stale = {**report, "layers": [{"index": r["index"]} for r in report["layers"]]}
     store.put("prune", {"model": recipe}, stale)
-    fresh = probes.prune_record(
+    fresh = studies.prune_record(
         recipe, data_dir=str(shared_data_dir), store=store, fields=("mlp_error_after",)
     )
     assert "mlp_error_after" in fresh.result["layers"][0]
     with pytest.raises(ValueError, match="pruned with slimllm"):
-        probes.prune_record({"base": "tiny-gqa"}, store=store)
+        studies.prune_record({"base": "tiny-gqa"}, store=store)
 
 
 def test_study_runners_return_json(shared_data_dir) -> None:
@@ -159,9 +162,9 @@ def test_study_runners_return_json(shared_data_dir) -> None:
         "seed": 1,
     }
     settings = {"data_dir": str(shared_data_dir), "batch_size": 2}
-    sims = probes.run_nb_similarity(config, settings)
+    sims = studies.run_nb_similarity(config, settings)
     assert len(sims["mean"]) == 3 and len(sims["per_sample"][0]) == 3
-    study = probes.run_nb_channels(
+    study = studies.run_nb_channels(
         {**config, "keep_fractions": [0.5], "spectrum_layers": [0]}, settings
     )
     assert len(study["layers"]) == 3 and study["keep_fractions"] == [0.5]
@@ -169,14 +172,14 @@ def test_study_runners_return_json(shared_data_dir) -> None:
 
 
 def test_variant_recipe_spells_out_the_config() -> None:
-    recipe = probes.variant_recipe("tiny-gqa", 0.5, calib_samples=4, regression=False)
+    recipe = studies.variant_recipe("tiny-gqa", 0.5, calib_samples=4, regression=False)
     assert recipe == pruned(
         PruneConfig(ratio=0.5, calib_samples=4, regression=False), base="tiny-gqa"
     )
     with pytest.raises(ValueError, match="ratio must be in"):
-        probes.variant_recipe("tiny-gqa", 1.5)
+        studies.variant_recipe("tiny-gqa", 1.5)
     with pytest.raises(TypeError):
-        probes.variant_recipe("tiny-gqa", 0.5, no_such_option=True)
+        studies.variant_recipe("tiny-gqa", 0.5, no_such_option=True)
 
 
 def test_layer_channel_scores_equal_the_walk_at_that_layer() -> None:
@@ -196,7 +199,7 @@ def test_layer_channel_scores_equal_the_walk_at_that_layer() -> None:
 
 
 def test_calibration_ids_shape(shared_data_dir) -> None:
-    from slimllm.models import byte_tokenizer
+    from slimllm.models.loaders import byte_tokenizer
 
     ids = probes.calibration_ids(
         tiny_model("tiny-llama"), byte_tokenizer(), 3, 16, 0, shared_data_dir

@@ -2,9 +2,9 @@
 
 import pytest
 
-from slimllm.methods import method_config
-from slimllm.prune_cost import prune_cost_config, run_prune_cost
-from slimllm.recipes import pruned
+from slimllm.experiments.prune_cost import prune_cost_config, run_prune_cost
+from slimllm.experiments.recipes import pruned
+from slimllm.peers.registry import method_config
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,12 @@ import json
 import pytest
 import torch
 
-from slimllm.adapters import get_adapter
-from slimllm.data import calibration_samples
-from slimllm.models import byte_tokenizer, tiny_model
-from slimllm.pruner import PruneConfig, achieved_fraction, layer_similarities, prune
-from slimllm.surgery import layer_layout, mask_attention_heads, mask_mlp_channels
+from slimllm.data.calibration import calibration_samples
+from slimllm.method.config import PruneConfig
+from slimllm.method.pruner import achieved_fraction, layer_similarities, prune
+from slimllm.models.adapters import get_adapter
+from slimllm.models.loaders import byte_tokenizer, tiny_model
+from slimllm.models.surgery import layer_layout, mask_attention_heads, mask_mlp_channels
 
 IDS = torch.randint(0, 256, (3, 24), generator=torch.Generator().manual_seed(3))
 

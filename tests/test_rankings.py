@@ -1,4 +1,4 @@
-"""Rank agreement (slimllm.rankings) against slow, direct formulas."""
+"""Rank agreement (slimllm.analysis.rankings) against slow, direct formulas."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from slimllm.rankings import average_ranks, spearman, top_k, top_k_overlap
+from slimllm.analysis.rankings import average_ranks, spearman, top_k, top_k_overlap
 
 
 def slow_average_ranks(values: list[float]) -> list[float]:

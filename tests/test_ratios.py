@@ -1,4 +1,4 @@
-"""Layer ratios (slimllm.ratios) against slow, direct formulas."""
+"""Layer ratios (slimllm.method.ratios) against slow, direct formulas."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from slimllm.ratios import (
+from slimllm.method.ratios import (
     CosineAccumulator,
     layer_cosine_similarity,
     layer_ratios,

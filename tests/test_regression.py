@@ -1,4 +1,4 @@
-"""Linear output recovery (slimllm.regression) against slow, direct formulas."""
+"""Linear output recovery (slimllm.method.regression) against slow, direct formulas."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from slimllm.regression import (
+from slimllm.method.regression import (
     RegressionAccumulator,
     fit_output_regression,
     fold_regression,

@@ -1,4 +1,4 @@
-"""slimllm.report: figures become PNG outputs whatever the backend, stable tables, provenance."""
+"""slimllm.book.report: figures become PNG outputs whatever the backend, stable tables, provenance."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from slimllm import report
-from slimllm.store import Store
+from slimllm.book import report
+from slimllm.experiments.store import Store
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

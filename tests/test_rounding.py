@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from slimllm import recipes
 from slimllm.cli import build_parser
-from slimllm.models import byte_tokenizer, tiny_model
-from slimllm.plan import plan_channels
-from slimllm.pruner import PruneConfig, prune
+from slimllm.experiments import recipes
+from slimllm.method.config import PruneConfig
+from slimllm.method.plan import plan_channels
+from slimllm.method.pruner import prune
+from slimllm.models.loaders import byte_tokenizer, tiny_model
 
 
 @pytest.fixture(scope="module")

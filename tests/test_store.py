@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from slimllm import recipes
-from slimllm.pruner import PruneConfig
-from slimllm.store import Store, config_key, resolve_results_dir, write_json
+from slimllm.experiments import recipes
+from slimllm.experiments.store import Store, config_key, resolve_results_dir
+from slimllm.method.config import PruneConfig
+from slimllm.util.files import write_json
 
 
 def test_key_ignores_order_and_tuples_but_not_values() -> None:
@@ -95,7 +96,7 @@ def test_rerun_measures_a_record_again(
     tmp_path: Path, shared_data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from slimllm.cli import main
-    from slimllm.evaluate import measure_perplexity
+    from slimllm.experiments.runners import measure_perplexity
 
     store = Store(tmp_path)
     rec = measure_perplexity(

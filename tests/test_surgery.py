@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from slimllm import surgery
-from slimllm.adapters import get_adapter
-from slimllm.models import byte_tokenizer, tiny_model
-from slimllm.surgery import LayerLayout
+from slimllm.models import surgery
+from slimllm.models.adapters import get_adapter
+from slimllm.models.loaders import byte_tokenizer, tiny_model
+from slimllm.models.surgery import LayerLayout
 
 IDS = torch.randint(0, 256, (2, 10), generator=torch.Generator().manual_seed(0))
 WIDTH = 96  # intermediate size of both tiny models

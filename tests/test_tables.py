@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from slimllm import tables
-from slimllm.lm_eval_tasks import SEVEN_TASKS
+from slimllm.experiments import tables
+from slimllm.measure.lm_eval_tasks import SEVEN_TASKS
 
 
 def row(method: str, wt2: float, acc: float, ratio: float = 0.2, **extra: Any) -> dict[str, Any]:

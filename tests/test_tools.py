@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from slimllm.tools import check_book, run_notebooks
+from slimllm.book import check_book, run_notebooks
 
 PAGE = """<!DOCTYPE html><html><head>
 <script src="../_static/mathjax/tex-chtml.js"></script>

@@ -13,26 +13,26 @@ from torch import nn
 from transformers import AutoModelForCausalLM
 from transformers.optimization import get_linear_schedule_with_warmup
 
-from slimllm import recipes, surgery
-from slimllm import tune as tune_module
-from slimllm.adapters import get_adapter
-from slimllm.alpaca import IGNORE_INDEX, collate, encode
 from slimllm.cli import build_parser, main
-from slimllm.io import load_pruned, save_pruned
-from slimllm.models import byte_tokenizer, tiny_model
-from slimllm.regression import fold_regression
-from slimllm.store import Store
-from slimllm.tune import (
+from slimllm.data.alpaca import IGNORE_INDEX, collate, encode
+from slimllm.experiments import recipes
+from slimllm.experiments.runners import run_tune, tune_record_config
+from slimllm.experiments.store import Store
+from slimllm.method.regression import fold_regression
+from slimllm.models import surgery
+from slimllm.models.adapters import get_adapter
+from slimllm.models.io import load_pruned, save_pruned
+from slimllm.models.loaders import byte_tokenizer, tiny_model
+from slimllm.tuning import lora as tune_module
+from slimllm.tuning.lora import (
     NonFiniteLossError,
     TuneConfig,
     learning_rate,
     micro_batches,
     preset,
-    run_tune,
     target_loss_sum,
     train_lora,
     tune,
-    tune_record_config,
 )
 
 IDS = torch.randint(0, 256, (2, 12), generator=torch.Generator().manual_seed(0))
@@ -248,7 +248,9 @@ def test_tuned_folder_reopens_both_ways_with_identical_logits(
 
 def test_the_remote_code_class_tunes_and_saves(pruned_dir: Path, tmp_path: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(pruned_dir, trust_remote_code=True)
-    assert type(model).__module__ != "slimllm.modeling_slimllm"  # the copy beside the weights
+    assert (
+        type(model).__module__ != "slimllm.models.modeling_slimllm"
+    )  # the copy beside the weights
     model, _ = tune(model, byte_tokenizer(), fast(max_steps=2), records=RECORDS)
     out = save_pruned(model, byte_tokenizer(), tmp_path / "tuned", {"tuned": True})
     reopened, _ = load_pruned(out)

@@ -14,20 +14,20 @@ from typing import Any
 
 import pytest
 
-from slimllm import surgery
-from slimllm.adapters import get_adapter
 from slimllm.cli import main
-from slimllm.data import TASKS, DataError
-from slimllm.io import load_pruned, save_pruned
-from slimllm.lm_eval_tasks import (
+from slimllm.data.sources import TASKS, DataError
+from slimllm.measure.lm_eval_tasks import (
     REPORTED_METRIC,
     SEVEN_TASKS,
     TASK_PREFIX,
     subset_indices,
     write_task_yamls,
 )
-from slimllm.models import byte_tokenizer, load_model, tiny_model
-from slimllm.zeroshot import zeroshot
+from slimllm.measure.zeroshot import zeroshot
+from slimllm.models import surgery
+from slimllm.models.adapters import get_adapter
+from slimllm.models.io import load_pruned, save_pruned
+from slimllm.models.loaders import byte_tokenizer, load_model, tiny_model
 
 LM_EVAL = Path(sys.executable).with_name("lm_eval")
 

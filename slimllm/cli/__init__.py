@@ -17,8 +17,9 @@ from slimllm.cli import prune as prune_cmd
 from slimllm.cli import rerun as rerun_cmd
 from slimllm.cli import tasks as tasks_cmd
 from slimllm.cli import tune as tune_cmd
-from slimllm.cli.common import HelpFormatter, summary_table
-from slimllm.data import DataError
+from slimllm.cli.common import HelpFormatter
+from slimllm.data.sources import DataError
+from slimllm.method.report import summary_table
 
 #: Subcommand name -> module. A new command is a module and one line here.
 COMMANDS: dict[str, ModuleType] = {

@@ -14,10 +14,12 @@ from slimllm.cli.common import (
     device_or_default,
     positive_int,
 )
-from slimllm.latency import DRIVERS, LatencySpec, measure_latency, table
-from slimllm.models import DEFAULT_MODEL
-from slimllm.precision import DTYPE_CHOICES, resolve_dtype
-from slimllm.recipes import load_any
+from slimllm.experiments.recipes import load_any
+from slimllm.measure.latency import DRIVERS, LatencySpec, measure_latency, table
+from slimllm.models.loaders import DEFAULT_MODEL
+from slimllm.models.precision import DTYPE_CHOICES, resolve_dtype
+from slimllm.util.files import write_json
+from slimllm.util.provenance import cpu_info
 
 SPEC = LatencySpec()
 
@@ -60,8 +62,6 @@ def _check_dir(path: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import torch
-
-    from slimllm.store import cpu_info, write_json
 
     if args.warmup < 0:
         raise ValueError(f"--warmup must be >= 0, got {args.warmup}")

@@ -6,9 +6,8 @@ import argparse
 
 import torch
 
-from slimllm.data import DATA_ENV
-from slimllm.models import EMBEDDED, TINY
-from slimllm.pruner import PruneReport
+from slimllm.data.sources import DATA_ENV
+from slimllm.models.loaders import EMBEDDED, TINY
 
 MODELS_HELP = ", ".join([*EMBEDDED, *TINY])
 
@@ -59,27 +58,3 @@ def add_device(parser: argparse.ArgumentParser) -> None:
 
 def device_or_default(name: str | None) -> str:
     return name or ("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def summary_table(report: PruneReport) -> str:
-    """Per-layer ratios, heads and channels kept, then totals and time."""
-    lines = [
-        f"{'layer':>5} {'cos':>6} {'ratio':>6} {'heads':>7} {'channels':>11} {'mode':>6} "
-        f"{'search':>15}"
-    ]
-    for r in report.layers:
-        search = "" if r.search_final is None else f"{r.search_initial:.3f}->{r.search_final:.3f}"
-        cos = "" if r.similarity is None else f"{r.similarity:.3f}"
-        lines.append(
-            f"{r.index:>5} {cos:>6} {r.ratio:>6.3f} "
-            f"{len(r.heads_kept):>3}/{r.heads_before:<3}"
-            f" {r.channels_kept:>5}/{r.channels_before:<5} {r.attention_mode:>6} {search:>15}"
-        )
-    lines.append(
-        f"parameters {report.params_before:,} -> {report.params_after:,} "
-        f"(decoder {report.decoder_params_before:,} -> {report.decoder_params_after:,}); "
-        f"target {report.target:.1%} of the {report.config['ratio_of']}, "
-        f"achieved {report.achieved:.2%}; "
-        f"{report.seconds:.1f} s"
-    )
-    return "\n".join(lines)

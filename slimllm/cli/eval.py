@@ -16,11 +16,12 @@ from slimllm.cli.common import (
     positive_int,
 )
 from slimllm.cli.tasks import add_task_options
-from slimllm.evaluate import PROTOCOLS, perplexity, perplexity_config
-from slimllm.precision import DTYPE_CHOICES, resolve_dtype
-from slimllm.recipes import load_any, of_folder
-from slimllm.store import Store
-from slimllm.zeroshot import DEFAULT_BATCH_SIZE, zeroshot, zeroshot_config
+from slimllm.experiments.recipes import load_any, of_folder
+from slimllm.experiments.runners import perplexity_config, zeroshot_config
+from slimllm.experiments.store import Store
+from slimllm.measure.perplexity import PROTOCOLS, perplexity
+from slimllm.measure.zeroshot import DEFAULT_BATCH_SIZE, zeroshot
+from slimllm.models.precision import DTYPE_CHOICES, resolve_dtype
 
 DATASETS = ("wikitext2", "ptb", "ptb-valid")
 

@@ -15,15 +15,16 @@ from slimllm.cli.common import (
     positive,
     positive_int,
     ratio,
-    summary_table,
 )
-from slimllm.data import CALIBRATION_SETS
-from slimllm.methods import METHODS, OWN_CALIBRATION, method_config, prune_with
-from slimllm.models import DEFAULT_MODEL, DTYPES, load_model
-from slimllm.plan import GQA_MODES
-from slimllm.pruner import PruneConfig
-from slimllm.recipes import pruned
-from slimllm.store import Store
+from slimllm.data.sources import CALIBRATION_SETS
+from slimllm.experiments.recipes import pruned
+from slimllm.experiments.store import Store
+from slimllm.method.config import PruneConfig
+from slimllm.method.plan import GQA_MODES
+from slimllm.method.report import summary_table
+from slimllm.models.io import save_pruned
+from slimllm.models.loaders import DEFAULT_MODEL, DTYPES, load_model
+from slimllm.peers.registry import METHODS, OWN_CALIBRATION, method_config, prune_with
 
 
 def add_parser(sub: Any) -> None:
@@ -48,7 +49,7 @@ def add_parser(sub: Any) -> None:
         "--method",
         choices=METHODS,
         default="slimllm",
-        help="pruning method (see slimllm.methods; the SlimLLM options below apply to "
+        help="pruning method (see slimllm.peers.registry; the SlimLLM options below apply to "
         "slimllm and lorap-ffn)",
     )
     p.add_argument(
@@ -135,7 +136,6 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slimllm.io import save_pruned
 
     if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
         raise SystemExit(

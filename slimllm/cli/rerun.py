@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from slimllm.cli.common import HelpFormatter
-from slimllm.store import Store
+from slimllm.experiments.runners import runner_for
+from slimllm.experiments.store import Store
 
 
 def add_parser(sub: Any) -> None:
@@ -39,7 +40,6 @@ def numbers(value: Any, prefix: str = "") -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slimllm.runners import runner_for
 
     if not args.record.is_file():
         raise ValueError(f"RECORD {str(args.record)!r} is not a file")

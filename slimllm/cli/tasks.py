@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from slimllm.cli.common import HelpFormatter, add_data_dir, positive_int
-from slimllm.lm_eval_tasks import GROUP_TAG, SEVEN_TASKS, write_task_yamls
-from slimllm.store import write_json
+from slimllm.measure.lm_eval_tasks import GROUP_TAG, SEVEN_TASKS, write_task_yamls
+from slimllm.util.files import write_json
 
 MANIFEST = "slimllm_tasks.json"
 

@@ -8,7 +8,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from slimllm.alpaca import load_records
 from slimllm.cli.common import (
     MODELS_HELP,
     HelpFormatter,
@@ -18,9 +17,11 @@ from slimllm.cli.common import (
     positive,
     positive_int,
 )
-from slimllm.models import EMBEDDED, TINY
-from slimllm.recipes import load_any
-from slimllm.tune import AUTOCAST_CHOICES, PRESETS, preset, tune
+from slimllm.data.alpaca import load_records
+from slimllm.experiments.recipes import load_any
+from slimllm.models.io import save_pruned
+from slimllm.models.loaders import EMBEDDED, TINY
+from slimllm.tuning.lora import AUTOCAST_CHOICES, PRESETS, preset, tune
 
 
 def _presets_text() -> str:
@@ -96,7 +97,6 @@ def _check_model(name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from slimllm.io import save_pruned
 
     if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
         raise ValueError(f"--out {args.out} exists and is not empty (pass --overwrite)")

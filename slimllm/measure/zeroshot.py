@@ -1,0 +1,208 @@
+"""Zero-shot accuracy on the 7 commonsense tasks through lm-eval's `HFLM` around an in-memory model.
+
+The lineage (LLM-Pruner, FLAP, SlimLLM) reports acc for BoolQ, PIQA, WinoGrande and ARC-e and
+acc_norm for HellaSwag, ARC-c and OBQA, and the mean of those seven. Both metrics, their stderr
+and every item's correctness are kept, so two models can be compared item by item.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from slimllm.measure.lm_eval_tasks import (
+    HUB_SIZES,
+    REPORTED_METRIC,
+    SEVEN_TASKS,
+    check_limit,
+    check_tasks,
+    subset_indices,
+    write_task_yamls,
+)
+from slimllm.util.provenance import model_record, versions
+
+#: Requests per forward. Not yet measured: `benchmarks/zeroshot_table.py --probe 4,16,32` times
+#: the choices; the full-vocabulary log-softmax lm-eval keeps per batch grows with the size.
+DEFAULT_BATCH_SIZE = 16
+
+
+#: lm-eval sums continuation log-probs; a bfloat16 sum loses digits, so the softmax is float32.
+SOFTMAX_DTYPE = "float32"
+
+
+@dataclass
+class ZeroShotResult:
+    """Per-task scores (reported metric, acc, acc_norm, stderr), the mean, and what was run."""
+
+    #: task -> {"metric", "value", "stderr", "acc", "acc_stderr", "acc_norm", "acc_norm_stderr",
+    #: "n", "size"}
+    tasks: dict[str, dict[str, Any]]
+    #: Mean of the reported metric over the tasks run (the 7-task mean when all seven ran).
+    mean: float
+    #: task -> indices of the evaluated items within the full split (same for every model).
+    items: dict[str, list[int]]
+    #: task -> per-item 0/1 of acc and acc_norm, in `items` order.
+    correct: dict[str, dict[str, list[int]]]
+    seconds: float
+    settings: dict[str, Any] = field(default_factory=dict)
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def table(self) -> str:
+        lines = [f"{'task':>14} {'metric':>8} {'value':>7} {'stderr':>7} {'items':>6}"]
+        for name, t in self.tasks.items():
+            lines.append(
+                f"{name:>14} {t['metric']:>8} {t['value']:>7.4f} {t['stderr']:>7.4f} {t['n']:>6}"
+            )
+        lines.append(f"{'mean':>14} {'':>8} {self.mean:>7.4f}")
+        return "\n".join(lines)
+
+
+def _quiet_lm_eval() -> None:
+    # lm-eval logs every task config at INFO and warns that an in-memory model ignores its
+    # loading arguments (which is intended here).
+    for name in ("lm_eval", "lm-eval"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def make_lm(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    softmax_dtype: str = SOFTMAX_DTYPE,
+) -> Any:
+    """lm-eval's HFLM around the model as it is (its dtype and device are the caller's)."""
+    from lm_eval.models.huggingface import HFLM
+
+    _quiet_lm_eval()
+    return HFLM(
+        pretrained=model,
+        tokenizer=tokenizer,
+        batch_size=batch_size,
+        device=str(next(model.parameters()).device),
+        softmax_dtype=softmax_dtype,
+    )
+
+
+def _metric(task_result: dict[str, Any], name: str) -> tuple[float, float]:
+    # lm-eval's hub BoolQ and WinoGrande define acc only; the local YAMLs add acc_norm.
+    value = task_result.get(f"{name},none", float("nan"))
+    stderr = task_result.get(f"{name}_stderr,none")
+    return float(value), float(stderr) if isinstance(stderr, (int, float)) else float("nan")
+
+
+def zeroshot(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tasks: list[str] | tuple[str, ...] = SEVEN_TASKS,
+    limit: int | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = 0,
+    softmax_dtype: str = SOFTMAX_DTYPE,
+    hub: bool = False,
+) -> ZeroShotResult:
+    """0-shot accuracy of `model` on `tasks` through lm-eval.
+
+    `limit`: a seeded subset of `limit` items per task (`seed`; the whole task where it is
+    smaller), the same items for every model, listed in the result. Data come from the local
+    data folder (`data_dir`, else $SLIMLLM_DATA_DIR, else ../shared/data); `hub=True` uses
+    lm-eval's own hub tasks instead (network needed).
+    """
+    from lm_eval import simple_evaluate
+    from lm_eval.tasks import TaskManager
+
+    names = check_tasks(tasks)
+    check_limit(limit)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    lm = make_lm(model, tokenizer, batch_size, softmax_dtype)
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="slimllm-tasks-") as folder:
+        if hub:
+            lm_names = {n: n for n in names}
+            items = {n: subset_indices(HUB_SIZES[n], limit, seed, n) for n in names}
+            sources = {n: "lm-eval hub task" for n in names}
+            samples = {n: items[n] for n in names if len(items[n]) < HUB_SIZES[n]} or None
+            manager = TaskManager()
+        else:
+            files = write_task_yamls(folder, names, data_dir, limit, seed)
+            lm_names, items, sources, samples = files.names, files.items, files.sources, None
+            manager = TaskManager(include_path=folder, include_defaults=False)
+        out = simple_evaluate(
+            model=lm,
+            tasks=list(lm_names.values()),
+            num_fewshot=0,
+            task_manager=manager,
+            samples=samples,
+            log_samples=True,
+            # Any positive count: the stderr of a mean is the closed form, not a bootstrap.
+            bootstrap_iters=1000,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+        )
+    seconds = time.perf_counter() - start
+    scores: dict[str, dict[str, Any]] = {}
+    correct: dict[str, dict[str, list[int]]] = {}
+    for name in names:
+        res = out["results"][lm_names[name]]
+        acc, acc_se = _metric(res, "acc")
+        norm, norm_se = _metric(res, "acc_norm")
+        reported = REPORTED_METRIC[name]
+        value, stderr = (acc, acc_se) if reported == "acc" else (norm, norm_se)
+        docs = sorted(out["samples"][lm_names[name]], key=lambda s: s["doc_id"])
+        if len(docs) != len(items[name]):
+            raise RuntimeError(
+                f"lm-eval scored {len(docs)} items of {name}, expected {len(items[name])}"
+            )
+        correct[name] = {m: [int(d[m]) for d in docs] for m in ("acc", "acc_norm") if m in docs[0]}
+        scores[name] = {
+            "metric": reported,
+            "value": value,
+            "stderr": stderr,
+            "acc": acc,
+            "acc_stderr": acc_se,
+            "acc_norm": norm,
+            "acc_norm_stderr": norm_se,
+            "n": len(docs),
+            "size": HUB_SIZES[name] if hub else files.sizes[name],
+            "source": sources[name],
+        }
+    param = next(model.parameters())
+    settings = {
+        "batch_size": batch_size,
+        "softmax_dtype": softmax_dtype,
+        "padding": "right, to the longest request of a batch (lm-eval sorts by length)",
+        "dtype": str(param.dtype).removeprefix("torch."),
+        "device": str(param.device),
+        "torch_threads": torch.get_num_threads(),
+        "add_bos_token": lm.add_bos_token,
+        "max_length": lm.max_length,
+    }
+    return ZeroShotResult(
+        tasks=scores,
+        mean=sum(s["value"] for s in scores.values()) / len(scores),
+        items=items,
+        correct=correct,
+        seconds=seconds,
+        settings=settings,
+        record={
+            "model": model_record(model),
+            "num_fewshot": 0,
+            "limit": limit,
+            "seed": seed,
+            "hub": hub,
+            "versions": versions(),
+        },
+    )

@@ -1,0 +1,163 @@
+"""Saving and loading pruned models: safetensors weights plus per-layer layouts in config.json.
+
+Pruned layers differ in width, which a transformers config cannot express. As SliceGPT does,
+slimllm stores the per-layer dimensions (`config.slimllm`) and rebuilds the shapes before the
+weights are loaded. The rebuild lives in `slimllm/models/modeling_slimllm.py`, which is copied
+next to the weights and named in `config.auto_map`, so that
+`AutoModelForCausalLM.from_pretrained(dir, trust_remote_code=True)` (lm-eval, pipelines) opens the
+folder without slimllm installed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
+
+from slimllm.models import modeling_slimllm
+from slimllm.models.adapters import get_adapter
+from slimllm.models.loaders import load_tokenizer
+from slimllm.models.modeling_slimllm import SLIM_CLASSES
+from slimllm.models.surgery import LayerLayout, layer_layout
+
+MODELING_FILE = "modeling_slimllm.py"
+
+
+def _slim_class(model_type: str) -> type[PreTrainedModel]:
+    if model_type not in SLIM_CLASSES:
+        raise ValueError(
+            f"saving or loading pruned {model_type!r} models is not supported; "
+            f"supported model types: {', '.join(sorted(SLIM_CLASSES))}"
+        )
+    return SLIM_CLASSES[model_type]
+
+
+def _sibling(path: Path, tag: str) -> Path:
+    # Same parent directory, so the final rename stays on one filesystem (atomic).
+    return path.with_name(f".{path.name}.{tag}-{uuid.uuid4().hex[:8]}")
+
+
+def _write_slimllm_config(config_file: Path, entry: dict[str, Any], class_name: str) -> None:
+    config = json.loads(config_file.read_text())
+    config["slimllm"] = entry
+    config["auto_map"] = {
+        **config.get("auto_map", {}),
+        "AutoModelForCausalLM": f"{Path(MODELING_FILE).stem}.{class_name}",
+    }
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def _move_into_place(tmp: Path, out: Path) -> None:
+    if not out.exists():
+        os.replace(tmp, out)
+        return
+    # rename(2) cannot replace a non-empty directory: move the old one aside first and put it
+    # back if the swap fails.
+    old = _sibling(out, "old")
+    os.replace(out, old)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        os.replace(old, out)
+        raise
+    shutil.rmtree(old)
+
+
+def save_pruned(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    out_dir: str | os.PathLike[str],
+    record: dict[str, Any],
+    overwrite: bool = False,
+) -> Path:
+    """Write a pruned model to `out_dir` atomically and return the path.
+
+    The folder holds safetensors weights, the tokenizer, `modeling_slimllm.py` and a config.json
+    with `slimllm = {"format", "layers": [LayerLayout dicts], "record": record}` and an `auto_map`
+    for trust_remote_code loading. Everything is written to a hidden sibling directory that is
+    renamed into place at the end; on any error it is removed and `out_dir` is left as it was.
+    A non-empty `out_dir` raises FileExistsError unless `overwrite=True`.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True to replace it")
+    slim_class = _slim_class(model.config.model_type)
+    adapter = get_adapter(model)
+    entry = {
+        "format": modeling_slimllm.FORMAT,
+        "layers": [layer_layout(layer, adapter).to_dict() for layer in adapter.layers(model)],
+        "record": record,
+    }
+    try:
+        json.dumps(entry)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"record must be JSON-serialisable: {err}") from err
+    if getattr(model, "hf_quantizer", None) is not None:
+        # A GGUF-loaded model keeps its quantizer, which would make save_pretrained write a
+        # quantization_config for weights that are in fact dequantised.
+        model.hf_quantizer.remove_quantization_config(model)
+    for param in model.parameters():
+        if not param.is_contiguous():
+            param.data = param.data.contiguous()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _sibling(out, "tmp")
+    try:
+        tmp.mkdir()
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        _write_slimllm_config(tmp / "config.json", entry, slim_class.__name__)
+        shutil.copyfile(modeling_slimllm.__file__, tmp / MODELING_FILE)
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def load_pruned(
+    path: str | os.PathLike[str],
+    dtype: torch.dtype | None = None,
+    device: str | torch.device = "cpu",
+    attn_implementation: str = "sdpa",
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a folder written by :func:`save_pruned`, in eval mode, with its tokenizer.
+
+    The base architecture is built from the config, each layer is reshaped per
+    `config.slimllm["layers"]` (biases created where recorded) and the weights are loaded with
+    every key required to match. `dtype=None` keeps the saved dtype. Layers carry their
+    `LayerLayout` as `layer.slimllm_layout`, so further surgery keeps original indices.
+    """
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"{folder} has no config.json")
+    config = AutoConfig.from_pretrained(folder)
+    if getattr(config, "slimllm", None) is None:
+        raise ValueError(
+            f"not a slimllm pruned model: {folder / 'config.json'} has no `slimllm` entry; "
+            "use transformers' from_pretrained (or slimllm.models.loaders.load_model) for it"
+        )
+    entry = modeling_slimllm.slimllm_entry(config)
+    slim_class = _slim_class(config.model_type)
+    model, info = slim_class.from_pretrained(
+        folder,
+        config=config,
+        dtype=dtype if dtype is not None else "auto",
+        attn_implementation=attn_implementation,
+        output_loading_info=True,
+    )
+    problems = {key: value for key, value in info.items() if value}
+    if problems:
+        raise ValueError(f"{folder}: weights do not match the recorded layout: {problems}")
+    adapter = get_adapter(model)
+    for layer, layout in zip(adapter.layers(model), entry["layers"], strict=True):
+        layer.slimllm_layout = LayerLayout.from_dict(layout)
+    tokenizer = load_tokenizer(folder)
+    return model.to(device).eval(), tokenizer

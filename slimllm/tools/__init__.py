@@ -1,1 +1,0 @@
-"""Book tooling: run the notebooks in place (papermill) and check the built HTML."""
