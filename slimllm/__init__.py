@@ -12,6 +12,7 @@ every import against `LAYERS`):
 - `peers`: the baselines, each a score and an allocation over that harness; methods by name.
 - `analysis`: statistics of a dense model that the stage notebooks plot.
 - `tuning`: LoRA recovery: a model in, a tuned model out.
+- `deploy`: export to other runtimes (GGUF for llama.cpp).
 - `experiments`: recipes, the results store, runners and tables: the only layer that rebuilds
   models from recipes and writes records.
 - `book`: notebook presets, plotting and the book's build tools.
@@ -29,6 +30,7 @@ LAYERS = (
     "peers",
     "analysis",
     "tuning",
+    "deploy",
     "experiments",
     "book",
     "cli",

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from slimllm.book import presets
-from slimllm.book import run_notebooks
+from slimllm.book import presets, run_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if not p.name.startswith("."))

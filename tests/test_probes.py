@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from slimllm.analysis import probes
-
 from slimllm.experiments import studies
 from slimllm.experiments.recipes import pruned, recipe_cache_dir
 from slimllm.experiments.store import Store, config_key
