@@ -180,7 +180,6 @@ def make(
         model, tuning = tune(model, tokenizer, config, data_dir, device, progress)
         return model, tokenizer, {"tune": tuning.to_dict()}
 
-    check(recipe)
     prune_dtype = recipe.get("prune_dtype", "float32")
     model, tokenizer = load_model(recipe["base"], dtype=prune_dtype, device="cpu")
     report: dict[str, Any] = {}
