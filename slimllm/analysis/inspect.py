@@ -16,6 +16,7 @@ from itertools import combinations
 
 import torch
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 from slimllm.method import heads
 from slimllm.method.channels import CovarianceAccumulator
@@ -32,6 +33,19 @@ def _batches(input_ids: Tensor, batch_size: int) -> list[Tensor]:
     return list(input_ids.split(batch_size))
 
 
+def _forward_hooked(
+    model: nn.Module, input_ids: Tensor, batch_size: int, handles: list[RemovableHandle]
+) -> None:
+    """One forward pass over `input_ids` for the hooks in `handles`, removed afterwards."""
+    try:
+        device = next(model.parameters()).device
+        for batch in _batches(input_ids, batch_size):
+            model(batch.to(device))
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 @torch.no_grad()
 def mlp_output_covariances(
     model: nn.Module, input_ids: Tensor, batch_size: int = 8
@@ -44,7 +58,6 @@ def mlp_output_covariances(
     adapter = get_adapter(model)
     layers = adapter.layers(model)
     accs = [CovarianceAccumulator() for _ in layers]
-    device = next(model.parameters()).device
 
     def hook(i: int):
         def record(_m: nn.Module, _inp: tuple[Tensor, ...], out: Tensor) -> None:
@@ -53,12 +66,7 @@ def mlp_output_covariances(
         return record
 
     handles = [adapter.mlp(layer).register_forward_hook(hook(i)) for i, layer in enumerate(layers)]
-    try:
-        for batch in _batches(input_ids, batch_size):
-            model(batch.to(device))
-    finally:
-        for handle in handles:
-            handle.remove()
+    _forward_hooked(model, input_ids, batch_size, handles)
     return [acc.finalize() for acc in accs]
 
 
@@ -74,7 +82,6 @@ def head_statistics_per_layer(
     adapter = get_adapter(model)
     layers = adapter.layers(model)
     accs = [HeadStatsAccumulator() for _ in layers]
-    device = next(model.parameters()).device
 
     def hook(i: int, o_proj: nn.Linear, num_heads: int):
         def record(_m: nn.Module, inp: tuple[Tensor, ...]) -> None:
@@ -88,12 +95,7 @@ def head_statistics_per_layer(
         o_proj = adapter.attention_projections(layer).o
         num_heads = adapter.attention_shape(layer).num_heads
         handles.append(o_proj.register_forward_pre_hook(hook(i, o_proj, num_heads)))
-    try:
-        for batch in _batches(input_ids, batch_size):
-            model(batch.to(device))
-    finally:
-        for handle in handles:
-            handle.remove()
+    _forward_hooked(model, input_ids, batch_size, handles)
     return accs
 
 

@@ -11,18 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-def _check_float(name: str, t: Tensor, ndim: int, finite: bool = True) -> None:
-    """Type, rank and dtype of `t`; with `finite`, also a full scan for NaN and inf (the
-    accumulators skip it and check their chunk sums instead)."""
-    if not isinstance(t, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(t.shape)}")
-    if not t.is_floating_point():
-        raise ValueError(f"{name} must have a floating dtype, got {t.dtype}")
-    if finite and not torch.isfinite(t).all():
-        raise ValueError(f"{name} must be finite")
+from slimllm.method.streaming import TokenStream, check_float
 
 
 def output_covariance(y: Tensor) -> Tensor:
@@ -31,29 +20,24 @@ def output_covariance(y: Tensor) -> Tensor:
     As in the paper it is not divided by N: the scale changes neither the eigenvectors nor the
     weights of :func:`eigen_weights`.
     """
-    _check_float("y", y, 2)
+    check_float("y", y, 2)
     if y.shape[0] < 1:
         raise ValueError("y must hold at least one token (row)")
     centred = y.to(torch.float64) - y.to(torch.float64).mean(dim=0)
     return centred.T @ centred
 
 
-class CovarianceAccumulator:
+class CovarianceAccumulator(TokenStream):
     """Streams the scatter matrix of :func:`output_covariance` over token chunks [n, D]."""
 
     def __init__(self) -> None:
+        super().__init__()
         # (shift [D], sum of shifted rows [D], sum of shifted outer products [D, D])
         self._moments: tuple[Tensor, Tensor, Tensor] | None = None
-        self._count = 0
-
-    @property
-    def count(self) -> int:
-        """Number of tokens accumulated so far."""
-        return self._count
 
     def update(self, y: Tensor) -> None:
         """Add a chunk of outputs [n, D]."""
-        _check_float("y", y, 2, finite=False)
+        check_float("y", y, 2, finite=False)
         if y.shape[0] == 0:
             raise ValueError("y must hold at least one token, got an empty chunk")
         y64 = y.detach().to(torch.float64)
@@ -88,7 +72,7 @@ class FeatureNormAccumulator:
 
     def update(self, x: Tensor) -> None:
         """Add a chunk of activations [n, F]."""
-        _check_float("x", x, 2, finite=False)
+        check_float("x", x, 2, finite=False)
         sq = x.detach().to(torch.float64).pow(2).sum(dim=0)
         if not torch.isfinite(sq).all():
             raise ValueError("x must be finite")
@@ -114,7 +98,7 @@ def feature_space_basis(cov: Tensor) -> tuple[Tensor, Tensor]:
     authors) may return complex values and non-orthogonal vectors for repeated eigenvalues.
     Negative eigenvalues are rounding noise and are clipped to 0.
     """
-    _check_float("cov", cov, 2)
+    check_float("cov", cov, 2)
     if cov.shape[0] != cov.shape[1]:
         raise ValueError(f"cov must be square, got shape {tuple(cov.shape)}")
     c64 = cov.to(torch.float64)
@@ -128,7 +112,7 @@ def eigen_weights(eigenvalues: Tensor) -> Tensor:
     If mean(M) <= 0 (a constant output has no principal direction) every weight is
     sigmoid(0) = 0.5, i.e. all directions count equally.
     """
-    _check_float("eigenvalues", eigenvalues, 1)
+    check_float("eigenvalues", eigenvalues, 1)
     if eigenvalues.numel() == 0:
         raise ValueError("eigenvalues must not be empty")
     m = eigenvalues.to(torch.float64)
@@ -143,8 +127,8 @@ def project_down_proj(w_down: Tensor, q: Tensor) -> Tensor:
 
     ``w_down`` is the down_proj weight [D, F] (nn.Linear layout), ``q`` the eigenvectors [D, D].
     """
-    _check_float("w_down", w_down, 2)
-    _check_float("q", q, 2)
+    check_float("w_down", w_down, 2)
+    check_float("q", q, 2)
     d = w_down.shape[0]
     if q.shape != (d, d):
         raise ValueError(f"q must be [{d}, {d}] to match w_down rows, got {tuple(q.shape)}")
@@ -156,8 +140,8 @@ def feature_space_importance(w_projected: Tensor, weights: Tensor) -> Tensor:
 
     ``w_projected`` is W' [F, D] from :func:`project_down_proj`, ``weights`` is C [D].
     """
-    _check_float("w_projected", w_projected, 2)
-    _check_float("weights", weights, 1)
+    check_float("w_projected", w_projected, 2)
+    check_float("weights", weights, 1)
     if weights.shape[0] != w_projected.shape[1]:
         raise ValueError(
             f"weights must have {w_projected.shape[1]} entries (columns of w_projected), "
@@ -174,7 +158,7 @@ def down_proj_column_norms(w_down: Tensor) -> Tensor:
     Passed to :func:`channel_group_importance` instead of I^d it gives a Wanda/LoRAP-style score.
     It equals :func:`feature_space_importance` with every weight C_i = 1, because Q is orthonormal.
     """
-    _check_float("w_down", w_down, 2)
+    check_float("w_down", w_down, 2)
     return torch.linalg.vector_norm(w_down.to(torch.float64), dim=0)
 
 
@@ -192,11 +176,11 @@ def channel_group_importance(
     ``w_gate`` / ``w_up`` the [F, D] weights and ``x_in_norm`` [D] the per-feature L2 norm of
     the MLP input. Returns float64 [F].
     """
-    _check_float("feature_imp", feature_imp, 1)
-    _check_float("x_down_norm", x_down_norm, 1)
-    _check_float("w_gate", w_gate, 2)
-    _check_float("w_up", w_up, 2)
-    _check_float("x_in_norm", x_in_norm, 1)
+    check_float("feature_imp", feature_imp, 1)
+    check_float("x_down_norm", x_down_norm, 1)
+    check_float("w_gate", w_gate, 2)
+    check_float("w_up", w_up, 2)
+    check_float("x_in_norm", x_in_norm, 1)
     f = feature_imp.shape[0]
     if x_down_norm.shape[0] != f:
         raise ValueError(f"x_down_norm must have {f} entries like feature_imp")
@@ -220,7 +204,7 @@ def select_channels(importance: Tensor, num_keep: int, keep_lowest_fraction: flo
     channels; they take the places of the lowest-ranked of the otherwise kept channels, so the
     count stays ``num_keep``.
     """
-    _check_float("importance", importance, 1)
+    check_float("importance", importance, 1)
     f = importance.shape[0]
     if isinstance(num_keep, bool) or not isinstance(num_keep, int) or not 0 <= num_keep <= f:
         raise ValueError(f"num_keep must be an int in [0, {f}], got {num_keep!r}")
@@ -238,9 +222,9 @@ def weight_magnitude_importance(w_gate: Tensor, w_up: Tensor, w_down: Tensor) ->
     The plain magnitude criterion (no activations, no feature space) that Eq. 8 is compared
     with in notebook 5; ``w_gate`` / ``w_up`` are [F, D] and ``w_down`` is [D, F].
     """
-    _check_float("w_gate", w_gate, 2)
-    _check_float("w_up", w_up, 2)
-    _check_float("w_down", w_down, 2)
+    check_float("w_gate", w_gate, 2)
+    check_float("w_up", w_up, 2)
+    check_float("w_down", w_down, 2)
     f, d = w_gate.shape
     if w_up.shape != (f, d) or w_down.shape != (d, f):
         raise ValueError(

@@ -19,6 +19,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from slimllm.method.streaming import TokenStream, check_float
+
 Reduction = Literal["per_dim", "whole"]
 
 
@@ -66,15 +68,6 @@ def _check_reduction(reduction: str) -> None:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
-def _check_float(name: str, t: Tensor, ndim: int) -> None:
-    if not isinstance(t, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(t.shape)}")
-    if not t.is_floating_point():
-        raise ValueError(f"{name} must have a floating dtype, got {t.dtype}")
-
-
 def head_contributions(x: Tensor, w_o: Tensor, num_heads: int) -> Tensor:
     """Split the o_proj output into per-head terms o_h = X_h W_O[:, h-slice]^T.
 
@@ -82,8 +75,8 @@ def head_contributions(x: Tensor, w_o: Tensor, num_heads: int) -> Tensor:
     layout). Returns [H, N, D] in at least float32, since half-precision products are too coarse
     for the statistics; the sum over heads is the bias-free o_proj output.
     """
-    _check_float("x", x, 2)
-    _check_float("w_o", w_o, 2)
+    check_float("x", x, 2, finite=False)
+    check_float("w_o", w_o, 2, finite=False)
     if isinstance(num_heads, bool) or not isinstance(num_heads, int) or num_heads < 1:
         raise ValueError(f"num_heads must be a positive int, got {num_heads!r}")
     n_tokens, width = x.shape
@@ -128,8 +121,8 @@ def pearson_similarity(y: Tensor, z: Tensor, reduction: Reduction = "per_dim") -
     where Y or Z is constant (variance <= 1e-12 of its mean square) contributes 0.
     """
     _check_reduction(reduction)
-    _check_float("y", y, 2)
-    _check_float("z", z, 2)
+    check_float("y", y, 2, finite=False)
+    check_float("z", z, 2, finite=False)
     if y.shape != z.shape:
         raise ValueError(f"z must have the shape of y {tuple(y.shape)}, got {tuple(z.shape)}")
     if y.shape[0] < 1:
@@ -151,25 +144,20 @@ def pearson_similarity(y: Tensor, z: Tensor, reduction: Reduction = "per_dim") -
     return float(_reduce(r, reduction))
 
 
-class HeadStatsAccumulator:
+class HeadStatsAccumulator(TokenStream):
     """Builds :class:`HeadStats` from per-head contributions streamed in token chunks.
 
     Memory is H*H*D float64 values regardless of the number of tokens.
     """
 
     def __init__(self) -> None:
+        super().__init__()
         # (shift [H, D], sum of shifted values [H, D], sum of shifted cross products [D, H, H])
         self._moments: tuple[Tensor, Tensor, Tensor] | None = None
-        self._count = 0
-
-    @property
-    def count(self) -> int:
-        """Number of tokens accumulated so far."""
-        return self._count
 
     def update(self, contrib: Tensor) -> None:
         """Add a chunk of contributions [H, n, D] (n tokens of the same heads and width)."""
-        _check_float("contrib", contrib, 3)
+        check_float("contrib", contrib, 3, finite=False)
         if contrib.shape[1] == 0:
             raise ValueError("contrib must hold at least one token, got an empty chunk")
         c = contrib.detach().to(torch.float64)
@@ -311,7 +299,7 @@ def group_contributions(contrib: Tensor, groups: Tensor) -> Tensor:
 
     Running the head search on these units prunes whole KV groups.
     """
-    _check_float("contrib", contrib, 3)
+    check_float("contrib", contrib, 3, finite=False)
     g = _check_groups(groups, contrib.shape[0]).to(contrib.device)
     num_groups = int(g.max()) + 1
     out = contrib.new_zeros((num_groups, *contrib.shape[1:]))

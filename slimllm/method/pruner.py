@@ -8,9 +8,7 @@ attention produces; layer i + 1 is calibrated on the output of the pruned layers
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import asdict
 
 import torch
 from torch import nn
@@ -19,7 +17,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from slimllm.method import channels, heads, regression
 from slimllm.method.calibration import LayerStep, LayerWalker, run_layer
 from slimllm.method.config import PruneConfig
-from slimllm.method.harness import _count, calibration_for
+from slimllm.method.harness import PruneRun, calibration_for, count_parameters
 from slimllm.method.plan import (
     AttentionPlan,
     budget_channels,
@@ -31,7 +29,6 @@ from slimllm.method.ratios import CosineAccumulator, RatioSolution, solve_base_r
 from slimllm.method.report import LayerReport, PruneReport
 from slimllm.models import surgery
 from slimllm.models.adapters import AttentionShape, ModelAdapter, get_adapter
-from slimllm.util.provenance import versions
 
 #: Tokens per chunk when turning stored activations into float64 statistics.
 CHUNK_TOKENS = 1024
@@ -126,7 +123,7 @@ def solve_ratios(
 ) -> tuple[RatioSolution, float]:
     """Per-layer ratios meeting the target within 0.5 points (Eq. 11; uniform for the ablation)."""
     adapter = get_adapter(model)
-    total, decoder = _count(model, adapter)
+    total, decoder = count_parameters(model, adapter)
     denominator = total if config.ratio_of == "model" else decoder
     k = config.resolved_layers(similarity.numel())
     alpha = config.resolved_alpha()
@@ -318,13 +315,8 @@ def prune(
 
     The model may stay on the CPU while each layer visits `device` in turn.
     """
-    config = config or PruneConfig()
-    config.validate()
-    say = log or (lambda _msg: None)
-    adapter = get_adapter(model)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    start = time.perf_counter()
-    params_before, decoder_before = _count(model, adapter)
+    run = PruneRun.begin(model, config or PruneConfig(), device, log)
+    config, adapter, device, say = run.config, run.adapter, run.device, run.log
     ids, origin = calibration_for(tokenizer, config, adapter, data_dir)
     say(f"calibration: {origin}")
     # One bar for the whole run (the pruning walk below); this pass is the shorter one.
@@ -365,21 +357,4 @@ def prune(
             if n_prune > 0:
                 _prune_mlp(step, adapter, n_prune, config, report)
         reports.append(report)
-    params_after, decoder_after = _count(model, adapter)
-    denominator = (params_before, decoder_before)[config.ratio_of == "decoder"]
-    achieved = (params_before - params_after) / denominator
-    return PruneReport(
-        config=asdict(config),
-        target=config.ratio,
-        achieved=achieved,
-        base_ratio=solution.base,
-        alpha=alpha,
-        params_before=params_before,
-        params_after=params_after,
-        decoder_params_before=decoder_before,
-        decoder_params_after=decoder_after,
-        calibration=origin,
-        seconds=time.perf_counter() - start,
-        layers=reports,
-        versions=versions(),
-    )
+    return run.finish(reports, origin, solution.base, alpha, "slimllm")

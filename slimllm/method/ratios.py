@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from slimllm.method.streaming import TokenStream
+
 
 @dataclass(frozen=True)
 class RatioSolution:
@@ -52,17 +54,12 @@ def layer_cosine_similarity(x_in: Tensor, x_out: Tensor) -> float:
     return float(_row_cosines(x_in, x_out).mean())
 
 
-class CosineAccumulator:
+class CosineAccumulator(TokenStream):
     """Streams :func:`layer_cosine_similarity` over token chunks."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._sum = 0.0
-        self._count = 0
-
-    @property
-    def count(self) -> int:
-        """Number of tokens accumulated so far."""
-        return self._count
 
     def update(self, x_in: Tensor, x_out: Tensor) -> None:
         """Add matching chunks [n, D] of a layer's input and output hidden states."""

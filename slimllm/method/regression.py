@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from slimllm.method.streaming import TokenStream
+
 # A pruned output whose variance is at or below this fraction of its mean square is constant up
 # to rounding; a slope fitted to it would be noise.
 _CONSTANT_RTOL = 1e-12
@@ -85,19 +87,14 @@ def fit_output_regression(pruned: Tensor, full: Tensor) -> tuple[Tensor, Tensor]
     return _line(mean_x, mean_y, (xc * xc).mean(dim=0), (xc * (y - mean_y)).mean(dim=0))
 
 
-class RegressionAccumulator:
+class RegressionAccumulator(TokenStream):
     """Streams the moments of :func:`fit_output_regression` over token chunks."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._shift: tuple[Tensor, Tensor] | None = None
         # Rows: sum x, sum y, sum x^2, sum x*y, sum y^2, each [D] and taken about the shifts.
         self._sums: Tensor | None = None
-        self._count = 0
-
-    @property
-    def count(self) -> int:
-        """Number of tokens accumulated so far."""
-        return self._count
 
     def update(self, pruned_chunk: Tensor, full_chunk: Tensor) -> None:
         """Add matching chunks [n, D] of the pruned and the full output."""

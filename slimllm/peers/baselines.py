@@ -11,9 +11,8 @@ its original.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -21,14 +20,13 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from slimllm.method.calibration import LayerWalker, run_layer
 from slimllm.method.config import PruneConfig
-from slimllm.method.harness import _count, calibration_for
+from slimllm.method.harness import PruneRun, calibration_for
 from slimllm.method.plan import _group_params, budget_channels, channel_params
 from slimllm.method.ratios import solve_base_ratio
 from slimllm.method.report import LayerReport, PruneReport
 from slimllm.models import surgery
 from slimllm.models.adapters import AttentionShape, ModelAdapter, get_adapter
 from slimllm.peers import scores
-from slimllm.util.provenance import versions
 
 #: on_scores(layer, kind, scores, removed): each layer's unit scores ("attention": one per KV
 #: group, "mlp": one per channel) as the method ranks them, and the units it removed.
@@ -372,13 +370,8 @@ def prune_peer(
     if method not in PEERS:
         raise ValueError(f"unknown baseline method {method!r}; choose one of {sorted(PEERS)}")
     peer = PEERS[method]
-    config.validate()
-    say = log or (lambda _msg: None)
-    adapter = get_adapter(model)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    start = time.perf_counter()
-    params_before, decoder_before = _count(model, adapter)
-    denominator = params_before if config.ratio_of == "model" else decoder_before
+    run = PruneRun.begin(model, config, device, log)
+    adapter, device, say, denominator = run.adapter, run.device, run.log, run.denominator
     layers = adapter.layers(model)
     reports = []
     for i, layer in enumerate(layers):
@@ -461,26 +454,10 @@ def prune_peer(
             before = sum(adapter.layer_parameters(layer))
             _apply(layer, adapter, groups[i], chans[i], reports[i], ranked[i])
             reports[i].ratio = 1 - sum(adapter.layer_parameters(layer)) / before
-    params_after, decoder_after = _count(model, adapter)
-    achieved = (params_before - params_after) / denominator
+    achieved = run.achieved()
     if abs(achieved - config.ratio) > 0.005 + 1e-9:
         raise ValueError(
             f"{method} removed {achieved:.4f} of the {config.ratio_of}'s parameters, more than "
             f"0.5 points from the target {config.ratio:.4f}: its units are too coarse here"
         )
-    return PruneReport(
-        config=asdict(config),
-        target=config.ratio,
-        achieved=achieved,
-        base_ratio=base,
-        alpha=0.0,
-        params_before=params_before,
-        params_after=params_after,
-        decoder_params_before=decoder_before,
-        decoder_params_after=decoder_after,
-        calibration=origin,
-        seconds=time.perf_counter() - start,
-        layers=reports,
-        versions=versions(),
-        method=method,
-    )
+    return run.finish(reports, origin, base, 0.0, method)

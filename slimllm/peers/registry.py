@@ -56,10 +56,11 @@ Where these are not the originals:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from typing_extensions import Unpack
 
 from slimllm.method.config import PruneConfig
 from slimllm.method.pruner import prune
@@ -108,26 +109,33 @@ def method_config(name: str, **options: Any) -> PruneConfig:
     return PruneConfig(**{**METHOD_DEFAULTS[check_method(name)], **options})
 
 
+class RunOptions(TypedDict, total=False):
+    """How a run goes, as `prune` and `prune_peer` take it (not what it computes)."""
+
+    device: torch.device | str | None
+    data_dir: str | None
+    progress: bool
+    log: Callable[[str], None] | None
+    #: Peers only: each layer's unit scores and the units removed (see ScoreHook).
+    on_scores: ScoreHook | None
+
+
 def prune_with(
     name: str,
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     config: PruneConfig | None = None,
-    device: torch.device | str | None = None,
-    data_dir: str | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] | None = None,
-    on_scores: ScoreHook | None = None,
+    **options: Unpack[RunOptions],
 ) -> PruneReport:
     """Prune `model` in place with method `name`; `config` defaults to method_config(name)."""
     config = config or method_config(check_method(name))
     if name in PEERS:
-        return prune_peer(
-            model, tokenizer, name, config, device, data_dir, progress, log, on_scores
-        )
+        return prune_peer(model, tokenizer, name, config, **options)
     check_method(name)
     if name == "lorap-ffn" and config.feature_space:
         raise ValueError("lorap-ffn is SlimLLM without the feature space: set feature_space=False")
-    report = prune(model, tokenizer, config, device, data_dir, progress, log)
+    if options.pop("on_scores", None) is not None:
+        raise ValueError(f"on_scores reports a peer's unit scores; {name} is not a peer")
+    report = prune(model, tokenizer, config, **options)
     report.method = name
     return report

@@ -1,0 +1,37 @@
+"""The base of the streaming statistics: each equation's accumulator sees tokens in chunks.
+
+Calibration activations are never held whole (the SparseGPT/Wanda pattern: a few kB per
+module); every accumulator of the method (head moments, MLP output covariance, layer cosine
+similarity, regression moments) adds a chunk with `update` and counts the tokens it has seen.
+The input check they share is here too.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def check_float(name: str, t: Tensor, ndim: int, finite: bool = True) -> None:
+    """Type, rank and dtype of `t`; with `finite`, also a full scan for NaN and inf (the
+    accumulators skip it and check their chunk sums instead)."""
+    if not isinstance(t, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(t.shape)}")
+    if not t.is_floating_point():
+        raise ValueError(f"{name} must have a floating dtype, got {t.dtype}")
+    if finite and not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be finite")
+
+
+class TokenStream:
+    """Counts the tokens an accumulator has seen; subclasses add their own sums."""
+
+    def __init__(self) -> None:
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        """Number of tokens accumulated so far."""
+        return self._count
