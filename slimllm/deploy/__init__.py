@@ -1,0 +1,5 @@
+"""Export to other runtimes: `gguf.export_gguf` writes a pruned (or dense) LLaMA-family model as
+a GGUF file of llama.cpp's `deci` architecture, whose per-layer head counts and MLP widths let
+every pruned layer keep its own shape. Imports `util`, `data`, `models` and the layers before it
+in `slimllm.LAYERS`, never `experiments`, `book` or `cli`.
+"""
