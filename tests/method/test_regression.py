@@ -12,10 +12,15 @@ from slimllm.method.regression import (
     fold_regression,
     relative_output_error,
 )
+from tests.helpers import randn
 
 
-def randn(seed: int, *shape: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+def streamed(x: torch.Tensor, y: torch.Tensor, chunks: list[int]) -> RegressionAccumulator:
+    """An accumulator fed (x, y) in chunks of the given numbers of tokens."""
+    acc = RegressionAccumulator()
+    for xc, yc in zip(torch.split(x, chunks), torch.split(y, chunks), strict=True):
+        acc.update(xc, yc)
+    return acc
 
 
 def test_exact_recovery_of_a_line() -> None:
@@ -44,9 +49,7 @@ def test_noisy_fit_matches_polyfit() -> None:
 def test_streaming_equals_one_shot() -> None:
     x = randn(5, 90, 6) + 1e4
     y = 0.9 * x + randn(6, 90, 6) + 5.0
-    acc = RegressionAccumulator()
-    for xc, yc in zip(torch.split(x, [1, 40, 49]), torch.split(y, [1, 40, 49]), strict=True):
-        acc.update(xc, yc)
+    acc = streamed(x, y, [1, 40, 49])
     assert acc.count == 90
     a_stream, b_stream = acc.solve()
     a_full, b_full = fit_output_regression(x, y)
@@ -137,9 +140,7 @@ def test_relative_error_before_and_after_the_fit() -> None:
 def test_streamed_relative_error_equals_one_shot() -> None:
     x = randn(22, 90, 6) + 1e3
     y = 0.9 * x + randn(23, 90, 6) + 5.0
-    acc = RegressionAccumulator()
-    for xc, yc in zip(torch.split(x, [7, 40, 43]), torch.split(y, [7, 40, 43]), strict=True):
-        acc.update(xc, yc)
+    acc = streamed(x, y, [7, 40, 43])
     a, b = acc.solve()
     assert acc.relative_error() == pytest.approx(relative_output_error(x, y), rel=1e-8)
     assert acc.relative_error(a, b) == pytest.approx(relative_output_error(x, y, a, b), rel=1e-6)

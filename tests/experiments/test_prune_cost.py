@@ -5,15 +5,13 @@ import pytest
 from slimllm.experiments.prune_cost import prune_cost_config, run_prune_cost
 from slimllm.experiments.recipes import pruned
 from slimllm.peers.registry import method_config
+from tests.helpers import write_novels
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("data")
-    novels = root / "bookcorpus_substitute_gutenberg"
-    novels.mkdir()
-    (novels / "a.txt").write_text("the tide came in over the sand and went out again " * 80)
-    return str(root)
+    text = "the tide came in over the sand and went out again " * 80
+    return str(write_novels(tmp_path_factory.mktemp("data"), text))
 
 
 @pytest.mark.parametrize("method", ["slimllm", "flap", "random"])

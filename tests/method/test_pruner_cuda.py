@@ -11,15 +11,13 @@ import torch
 from slimllm.method.config import PruneConfig
 from slimllm.method.pruner import prune
 from slimllm.models.loaders import byte_tokenizer, tiny_model
+from tests.helpers import write_novels
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
 def test_cpu_model_pruned_on_cuda_matches_cpu_pruning(tmp_path: Path) -> None:
-    (tmp_path / "bookcorpus_substitute_gutenberg").mkdir()
-    (tmp_path / "bookcorpus_substitute_gutenberg" / "a.txt").write_text(
-        "Rain on the quay at dawn. " * 300
-    )
+    write_novels(tmp_path, "Rain on the quay at dawn. " * 300)
     config = PruneConfig(
         ratio=0.3, ratio_of="decoder", num_pruned_layers=3, calib_samples=8, calib_seq_len=32
     )

@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 
 from slimllm.book import presets, run_notebooks
-
-ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if not p.name.startswith("."))
+from tests.helpers import NOTEBOOKS
 
 
 def test_every_preset_has_the_common_names() -> None:

@@ -15,14 +15,13 @@ from slimllm.cli import main
 from slimllm.data.calibration import calibration_samples
 from slimllm.experiments import recipes
 from slimllm.method.calibration import LayerWalker, run_layer
-from slimllm.method.plan import budget_channels
 from slimllm.models.adapters import get_adapter
 from slimllm.models.io import load_pruned, save_pruned
 from slimllm.models.loaders import byte_tokenizer, tiny_model
 from slimllm.models.surgery import layer_layout
-from slimllm.peers import scores
 from slimllm.peers.baselines import PEERS, pruned_layers
 from slimllm.peers.registry import METHODS, method_config, prune_with
+from tests.helpers import assert_report_matches_shapes, flap_prune_argv, write_novels
 
 MODELS = ["tiny-llama", "tiny-gqa"]
 IDS = torch.randint(0, 256, (2, 20), generator=torch.Generator().manual_seed(5))
@@ -30,12 +29,8 @@ IDS = torch.randint(0, 256, (2, 20), generator=torch.Generator().manual_seed(5))
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("data")
-    novels = root / "bookcorpus_substitute_gutenberg"
-    novels.mkdir()
     text = "a lantern swung over the quay while gulls argued about the nets " * 90
-    (novels / "a.txt").write_text(text)
-    return str(root)
+    return str(write_novels(tmp_path_factory.mktemp("data"), text))
 
 
 def small(method: str, **kw: object) -> object:
@@ -58,6 +53,30 @@ def logits(model: torch.nn.Module) -> torch.Tensor:
         return model(input_ids=IDS).logits
 
 
+def scores_of(
+    method: str, name: str, data_dir: str
+) -> tuple[torch.nn.Module, dict[tuple[int, str], torch.Tensor], torch.Tensor]:
+    """A dense copy of the tiny model, the scores `method` gives it by (layer, kind) while it
+    prunes the original, and the calibration windows it scored on."""
+    model, tok = tiny_model(name), byte_tokenizer()
+    dense = copy.deepcopy(model)
+    config = small(method)
+    seen: dict[tuple[int, str], torch.Tensor] = {}
+    prune_with(
+        method,
+        model,
+        tok,
+        config,
+        data_dir=data_dir,
+        progress=False,
+        on_scores=lambda i, kind, s, _r: seen.__setitem__((i, kind), s),
+    )
+    ids, _ = calibration_samples(
+        tok, config.calib_samples, config.calib_seq_len, config.seed, data_dir=data_dir
+    )
+    return dense, seen, ids
+
+
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_meets_the_target_with_consistent_shapes(
@@ -66,13 +85,7 @@ def test_every_method_meets_the_target_with_consistent_shapes(
     model, report = run(method, name, data_dir)
     assert report.method == method
     assert abs(report.achieved - 0.3) <= 0.005 + 1e-9
-    adapter = get_adapter(model)
-    assert report.decoder_params_after == sum(p.numel() for p in adapter.layers(model).parameters())
-    for layer, row in zip(adapter.layers(model), report.layers, strict=True):
-        shape = adapter.attention_shape(layer)
-        assert shape.num_heads == len(row.heads_kept)
-        assert shape.num_heads == shape.num_kv_heads * layer.self_attn.num_key_value_groups
-        assert adapter.intermediate_size(layer) == row.channels_kept
+    assert_report_matches_shapes(model, report)
     assert torch.isfinite(logits(model)).all()
 
 
@@ -161,23 +174,8 @@ def test_magnitude_scores_match_a_direct_formula(data_dir: str) -> None:
 
 
 def test_wanda_scores_of_the_first_layer_match_a_direct_formula(data_dir: str) -> None:
-    model, tok = tiny_model("tiny-llama"), byte_tokenizer()
-    dense = copy.deepcopy(model)
-    config = small("wanda-sp")
-    seen: dict[tuple[int, str], torch.Tensor] = {}
-    prune_with(
-        "wanda-sp",
-        model,
-        tok,
-        config,
-        data_dir=data_dir,
-        progress=False,
-        on_scores=lambda i, kind, s, _r: seen.__setitem__((i, kind), s),
-    )
-    ids, _ = calibration_samples(
-        tok, config.calib_samples, config.calib_seq_len, config.seed, data_dir=data_dir
-    )
-    step = next(iter(LayerWalker(dense, ids, config.batch_size, progress=False)))
+    dense, seen, ids = scores_of("wanda-sp", "tiny-llama", data_dir)
+    step = next(iter(LayerWalker(dense, ids, small("wanda-sp").batch_size, progress=False)))
     got: dict[str, list[torch.Tensor]] = {"o": [], "down": []}
     layer = step.layer
     run_layer(
@@ -272,37 +270,6 @@ def test_score_mode_meets_the_target_on_gqa(data_dir: str) -> None:
     assert torch.isfinite(logits(model)).all()
 
 
-def test_budget_channels_fill_the_layer_share() -> None:
-    model = tiny_model("tiny-gqa")
-    adapter = get_adapter(model)
-    shape = adapter.attention_shape(model.model.layers[0])
-    per_layer = sum(adapter.layer_parameters(model.model.layers[0]))
-    n = budget_channels(shape, 96, 96, 0.4, 12288)
-    assert abs(12288 + n * 3 * 96 - 0.4 * per_layer) <= 3 * 96 / 2
-
-
-def test_column_stats_match_torch() -> None:
-    x = torch.randn(50, 7, generator=torch.Generator().manual_seed(0)) + 3
-    acc = scores.ColumnStats()
-    for chunk in x.split(13):
-        acc.update(chunk)
-    torch.testing.assert_close(acc.mean(), x.double().mean(0))
-    torch.testing.assert_close(acc.variance(), x.double().var(0))
-    torch.testing.assert_close(acc.norm(), x.double().norm(dim=0))
-
-
-def test_standardise_and_flap_bias() -> None:
-    s = torch.tensor([1.0, 2.0, 4.0])
-    z = scores.standardise(s)
-    assert abs(float(z.mean())) < 1e-12 and abs(float(z.std()) - 1) < 1e-12
-    assert torch.equal(scores.standardise(torch.ones(4)), torch.zeros(4, dtype=torch.float64))
-    w = torch.randn(5, 6, generator=torch.Generator().manual_seed(1))
-    mean = torch.randn(6, generator=torch.Generator().manual_seed(2))
-    gone = torch.tensor([1, 4])
-    want = w[:, 1].double() * mean[1] + w[:, 4].double() * mean[4]
-    torch.testing.assert_close(scores.flap_bias(w, mean, gone), want)
-
-
 def test_unknown_method_is_one_clear_line() -> None:
     model, tok = tiny_model("tiny-llama"), byte_tokenizer()
     with pytest.raises(ValueError, match="unknown pruning method 'obs'") as err:
@@ -332,29 +299,7 @@ def test_recipe_builds_a_peer(data_dir: str) -> None:
 
 def test_cli_prunes_with_a_baseline(tmp_path: Path, data_dir: str) -> None:
     out = tmp_path / "flap"
-    code = main(
-        [
-            "prune",
-            "tiny-gqa",
-            "--method",
-            "flap",
-            "--ratio",
-            "0.3",
-            "--ratio-of",
-            "decoder",
-            "--calib-samples",
-            "8",
-            "--calib-seq-len",
-            "32",
-            "--out",
-            str(out),
-            "--data-dir",
-            data_dir,
-            "--device",
-            "cpu",
-        ]
-    )
-    assert code == 0
+    assert main(flap_prune_argv(data_dir, "--out", str(out))) == 0
     saved = json.loads((out / "config.json").read_text())
     assert saved["slimllm"]["record"]["method"] == "flap"
     load_pruned(out)
@@ -364,22 +309,7 @@ def test_cli_prunes_with_a_baseline(tmp_path: Path, data_dir: str) -> None:
 
 
 def test_llm_pruner_scores_match_a_direct_taylor_sum(data_dir: str) -> None:
-    model, tok = tiny_model("tiny-gqa"), byte_tokenizer()
-    dense = copy.deepcopy(model)
-    config = small("llm-pruner")
-    seen: dict[tuple[int, str], torch.Tensor] = {}
-    prune_with(
-        "llm-pruner",
-        model,
-        tok,
-        config,
-        data_dir=data_dir,
-        progress=False,
-        on_scores=lambda i, kind, s, _r: seen.__setitem__((i, kind), s),
-    )
-    ids, _ = calibration_samples(
-        tok, config.calib_samples, config.calib_seq_len, config.seed, data_dir=data_dir
-    )
+    dense, seen, ids = scores_of("llm-pruner", "tiny-gqa", data_dir)
     dense(input_ids=ids, labels=ids).loss.backward()
     attn, mlp = dense.model.layers[1].self_attn, dense.model.layers[1].mlp
 

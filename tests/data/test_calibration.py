@@ -1,27 +1,29 @@
-"""A method's own calibration corpus: read from the data folder, else the hub, else one line."""
+"""Calibration data: seeded windows of the novels, tokenizing in pieces, and a method's own
+calibration corpus (read from the data folder, else the hub, else one line)."""
+
+from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from slimllm.cli import main
-from slimllm.data.calibration import calibration_samples, calibration_text
+from slimllm.data.calibration import calibration_samples, calibration_text, tokenize_in_pieces
 from slimllm.data.sources import DataError
 from slimllm.experiments.recipes import pruned
 from slimllm.method.config import PruneConfig
-from slimllm.models.loaders import byte_tokenizer
+from slimllm.models.loaders import byte_tokenizer, load_model
 from slimllm.peers.registry import METHODS, OWN_CALIBRATION, method_config
+from tests.helpers import flap_prune_argv, write_novels
 
 WIKI = " = Valkyria = \n the quick brown fox jumps over the lazy dog again and again . \n" * 60
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
-    novels = tmp_path / "bookcorpus_substitute_gutenberg"
-    novels.mkdir()
-    (novels / "a.txt").write_text("a lantern swung over the quay while gulls argued " * 90)
-    return tmp_path
+    return write_novels(tmp_path, "a lantern swung over the quay while gulls argued " * 90)
 
 
 def test_wikitext_train_is_read_from_the_data_folder(data_dir: Path) -> None:
@@ -75,26 +77,7 @@ def test_cli_own_data(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    argv = [
-        "prune",
-        "tiny-gqa",
-        "--method",
-        "flap",
-        "--ratio",
-        "0.3",
-        "--ratio-of",
-        "decoder",
-        "--calib-samples",
-        "8",
-        "--calib-seq-len",
-        "32",
-        "--calib-data",
-        "own",
-        "--data-dir",
-        str(data_dir),
-        "--device",
-        "cpu",
-    ]
+    argv = flap_prune_argv(data_dir, "--calib-data", "own")
     assert main([*argv, "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "calibration set 'wikitext2-train'" in err[0]
@@ -105,3 +88,34 @@ def test_cli_own_data(
     assert record["config"]["calib_dataset"] == "wikitext2-train"
     assert "wikitext2/wiki.train.raw" in record["calibration"]
     assert method_config("flap").calib_dataset == "bookcorpus"
+
+
+def test_calibration_samples_are_seeded_windows(corpora_dir: Path) -> None:
+    root, tok = corpora_dir, byte_tokenizer()
+    a, origin = calibration_samples(tok, n_samples=4, seq_len=16, seed=42, data_dir=root)
+    b, _ = calibration_samples(tok, n_samples=4, seq_len=16, seed=42, data_dir=root)
+    c, _ = calibration_samples(tok, n_samples=4, seq_len=16, seed=7, data_dir=root)
+    assert a.shape == (4, 16) and torch.equal(a, b) and not torch.equal(a, c)
+    assert "2 files" in origin and "seed 42" in origin
+    with_bos, _ = calibration_samples(tok, n_samples=2, seq_len=8, bos=True, data_dir=root)
+    assert (with_bos[:, 0] == tok.bos_token_id).all()
+
+
+def test_too_many_calibration_tokens_is_an_error(corpora_dir: Path) -> None:
+    with pytest.raises(ValueError, match="calibration corpus holds only"):
+        calibration_samples(byte_tokenizer(), n_samples=1000, seq_len=128, data_dir=corpora_dir)
+
+
+def test_tokenizing_in_pieces_equals_whole_text() -> None:
+    tok = byte_tokenizer()
+    text = "\n\n".join(f"Paragraph {i}: the crew  sang.\nA line." for i in range(300))
+    whole = tok(text, add_special_tokens=False).input_ids
+    assert tokenize_in_pieces(tok, text, piece_chars=100).tolist() == whole
+
+
+@pytest.mark.slow
+def test_tokenizing_in_pieces_equals_whole_text_for_smollm2(shared_data_dir: Path) -> None:
+    _, tok = load_model("smollm2-135m")
+    text = calibration_text(shared_data_dir)[0][:400_000]
+    whole = tok(text, add_special_tokens=False).input_ids
+    assert tokenize_in_pieces(tok, text, piece_chars=20_000).tolist() == whole

@@ -10,15 +10,13 @@ from slimllm.method.config import PruneConfig
 from slimllm.method.plan import plan_channels
 from slimllm.method.pruner import prune
 from slimllm.models.loaders import byte_tokenizer, tiny_model
+from tests.helpers import write_novels
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("data")
-    novels = root / "bookcorpus_substitute_gutenberg"
-    novels.mkdir()
-    (novels / "a.txt").write_text("a lighthouse keeper wrote letters to nobody at all " * 80)
-    return str(root)
+    text = "a lighthouse keeper wrote letters to nobody at all " * 80
+    return str(write_novels(tmp_path_factory.mktemp("data"), text))
 
 
 @pytest.mark.parametrize("multiple", [8, 64])

@@ -1,11 +1,12 @@
-"""Turning a layer ratio into whole heads, KV groups and channels."""
+"""Turning a layer ratio into whole heads, KV groups and channels, and a layer's channel budget."""
 
 from __future__ import annotations
 
 import pytest
 
-from slimllm.method.plan import channel_params, plan_attention, plan_channels
-from slimllm.models.adapters import AttentionShape
+from slimllm.method.plan import budget_channels, channel_params, plan_attention, plan_channels
+from slimllm.models.adapters import AttentionShape, get_adapter
+from slimllm.models.loaders import tiny_model
 
 SMOL = AttentionShape(num_heads=9, num_kv_heads=3, head_dim=64)
 MHA = AttentionShape(num_heads=4, num_kv_heads=4, head_dim=16)
@@ -47,3 +48,12 @@ def test_forced_modes_and_errors() -> None:
 def test_channel_params() -> None:
     assert channel_params(576) == 3 * 576
     assert channel_params(576, bias=True) == 3 * 576 + 2
+
+
+def test_budget_channels_fill_the_layer_share() -> None:
+    model = tiny_model("tiny-gqa")
+    adapter = get_adapter(model)
+    shape = adapter.attention_shape(model.model.layers[0])
+    per_layer = sum(adapter.layer_parameters(model.model.layers[0]))
+    n = budget_channels(shape, 96, 96, 0.4, 12288)
+    assert abs(12288 + n * 3 * 96 - 0.4 * per_layer) <= 3 * 96 / 2

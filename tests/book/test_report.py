@@ -1,4 +1,5 @@
-"""slimllm.book.report: figures become PNG outputs whatever the backend, stable tables, provenance."""
+"""slimllm.book.report: figures become PNG outputs whatever the backend, stable tables,
+provenance."""
 
 from __future__ import annotations
 

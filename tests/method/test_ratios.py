@@ -15,10 +15,7 @@ from slimllm.method.ratios import (
     layer_ratios,
     solve_base_ratio,
 )
-
-
-def randn(seed: int, *shape: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+from tests.helpers import randn
 
 
 def test_layer_cosine_similarity_matches_loop() -> None:

@@ -20,10 +20,7 @@ from slimllm.method.channels import (
     project_down_proj,
     select_channels,
 )
-
-
-def randn(seed: int, *shape: int) -> torch.Tensor:
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+from tests.helpers import randn
 
 
 def test_output_covariance_matches_loop() -> None:

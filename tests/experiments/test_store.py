@@ -1,16 +1,14 @@
-"""The results store: keys, atomic records, lookups, and the recipes records key on."""
+"""The results store: keys, records measured once, lookups, and the committed records."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from slimllm.experiments import recipes
 from slimllm.experiments.store import Store, config_key, resolve_results_dir
-from slimllm.method.config import PruneConfig
 from slimllm.util.files import write_json
+from tests.helpers import ROOT
 
 
 def test_key_ignores_order_and_tuples_but_not_values() -> None:
@@ -58,12 +56,6 @@ def test_read_rejects_a_file_that_is_not_a_record(tmp_path: Path) -> None:
         Store.read(path)
 
 
-def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
-    with pytest.raises(TypeError):
-        write_json(tmp_path / "bad.json", {"x": object()})
-    assert list(tmp_path.iterdir()) == []
-
-
 def test_results_dir_from_argument_then_env(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -73,49 +65,8 @@ def test_results_dir_from_argument_then_env(
 
 
 def test_committed_records_are_readable_and_keyed_by_their_config() -> None:
-    root = Path(__file__).resolve().parents[1] / "results"
+    root = ROOT / "results"
     records = list(Store(root).records())
     assert records, "the checkout has no results records"
     for rec in records:
         assert rec.path is not None and rec.path.stem == config_key(rec.kind, rec.config)
-
-
-def test_recipes_spell_out_every_option() -> None:
-    recipe = recipes.pruned(PruneConfig(ratio=0.5), base="tiny-gqa")
-    assert recipe["prune"]["method"] == "slimllm" and recipe["prune"]["gqa_mode"] == "score"
-    assert recipes.prune_config(recipe) == PruneConfig(ratio=0.5)
-    assert recipes.label(recipe) == "tiny-gqa slimllm 50%"
-    with pytest.raises(ValueError, match="not PruneConfig fields"):
-        recipes.prune_config({"base": "m", "prune": {"method": "slimllm", "colour": 1}})
-    with pytest.raises(ValueError, match="unknown recipe keys"):
-        recipes.check({"base": "m", "pruned": {}})
-    json.dumps(recipe)
-
-
-def test_rerun_measures_a_record_again(
-    tmp_path: Path, shared_data_dir: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from slimllm.cli import main
-    from slimllm.experiments.runners import measure_perplexity
-
-    store = Store(tmp_path)
-    rec = measure_perplexity(
-        recipes.dense("tiny-llama"), "wikitext2", max_windows=2, store=store, progress=False
-    )
-    assert main(["rerun", str(rec.path)]) == 0
-    out = capsys.readouterr().out
-    line = next(row for row in out.splitlines() if row.startswith("ppl "))
-    assert line.split()[-1] == "0.00e+00"  # deterministic: the same number again
-    assert Store.read(rec.path).environment == rec.environment  # not rewritten without --write
-
-
-def test_rerun_rejects_unknown_kinds_and_missing_files(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from slimllm.cli import main
-
-    rec = Store(tmp_path).put("mystery", {"a": 1}, {"b": 2})
-    assert main(["rerun", str(rec.path)]) == 2
-    assert "cannot be re-run" in capsys.readouterr().err
-    assert main(["rerun", str(tmp_path / "none.json")]) == 2
-    assert "is not a file" in capsys.readouterr().err

@@ -1,12 +1,10 @@
-"""Model loading, adapters and the tiny test models."""
+"""Model loading, dtypes, the byte tokenizer and the tiny test models."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
 
-from slimllm.models.adapters import UnsupportedArchitectureError, get_adapter
 from slimllm.models.loaders import (
     ModelNotAvailableError,
     byte_tokenizer,
@@ -66,26 +64,6 @@ def test_hub_id_offline_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     with pytest.raises(ModelNotAvailableError, match="not in the local Hugging Face cache"):
         load_model("huggyllama/llama-7b")
-
-
-def test_adapter_paths_and_parameter_counts() -> None:
-    model = tiny_model("tiny-gqa")
-    adapter = get_adapter(model)
-    layer = adapter.layers(model)[0]
-    shape = adapter.attention_shape(layer)
-    assert (shape.num_heads, shape.num_kv_heads, shape.head_dim, shape.group_size) == (6, 2, 16, 3)
-    attn, mlp = adapter.layer_parameters(layer)
-    hidden, ffn = 96, 96
-    assert attn == 2 * hidden * 6 * 16 + 2 * hidden * 2 * 16
-    assert mlp == 3 * hidden * ffn
-
-
-def test_unknown_architecture_is_named() -> None:
-    class Fake(nn.Module):
-        config = type("C", (), {"model_type": "mamba"})()
-
-    with pytest.raises(UnsupportedArchitectureError, match="'mamba'"):
-        get_adapter(Fake())
 
 
 @pytest.mark.slow

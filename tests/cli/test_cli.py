@@ -12,15 +12,12 @@ from slimllm.cli import build_parser, main
 from slimllm.experiments.store import Store
 from slimllm.models.io import load_pruned
 from slimllm.models.loaders import load_model
+from tests.helpers import small_calibration_argv, write_novels
 
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    (root / "bookcorpus_substitute_gutenberg").mkdir()
-    (root / "bookcorpus_substitute_gutenberg" / "a.txt").write_text(
-        "A whale of a tale, told twice. " * 200
-    )
+    root = write_novels(tmp_path_factory.mktemp("data"), "A whale of a tale, told twice. " * 200)
     (root / "wikitext2").mkdir()
     (root / "wikitext2" / "wiki.test.raw").write_text(
         " = Heading = \n \n Some body text about ships . \n" * 30
@@ -44,16 +41,7 @@ def test_prune_then_eval(
         "--out",
         str(out),
     ]
-    args += [
-        "--calib-samples",
-        "8",
-        "--calib-seq-len",
-        "32",
-        "--data-dir",
-        str(data_dir),
-        "--device",
-        "cpu",
-    ]
+    args += small_calibration_argv(data_dir)
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "achieved" in printed and f"saved to {out}" in printed
