@@ -13,6 +13,7 @@ from types import ModuleType
 
 from slimllm.cli import bench as bench_cmd
 from slimllm.cli import eval as eval_cmd
+from slimllm.cli import export as export_cmd
 from slimllm.cli import prune as prune_cmd
 from slimllm.cli import rerun as rerun_cmd
 from slimllm.cli import tasks as tasks_cmd
@@ -29,6 +30,7 @@ COMMANDS: dict[str, ModuleType] = {
     "bench": bench_cmd,
     "tune": tune_cmd,
     "rerun": rerun_cmd,
+    "export": export_cmd,
 }
 
 __all__ = ["COMMANDS", "build_parser", "main", "summary_table"]

@@ -335,7 +335,7 @@ def export_gguf(
         raise ValueError(f"type must be one of {GGUF_TYPES}, got {type!r}")
     out = Path(out_path)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite=True to replace it")
+        raise FileExistsError(f"{out} exists (pass overwrite=True, or --overwrite, to replace it)")
     model, tok, record, name = _source(source, tokenizer, record)
     specs = layer_specs(model)
     vocab_size = get_adapter(model).embeddings(model).num_embeddings
