@@ -8,8 +8,10 @@ test text exactly as transformers does. One "gguf_agreement" record goes to the 
 
 llama.cpp's number: the llama.cpp server reports no log-probs for prompt tokens, so each target
 token is forced with a logit bias and its log-prob read from the raw (pre-sampler) logits that
-the server reports; with the prompt cache, each request evaluates one new token. One thread, an
-f32 KV cache and flash attention off.
+the server reports; with the prompt cache, each request evaluates one new token. A target
+that is a partial UTF-8 byte is held back by the server with its log-probs, so for those a
+plain token is forced instead and the target read from the full distribution (counted).
+One thread, an f32 KV cache and flash attention off.
 
     python benchmarks/gguf_agreement.py /tmp/p50 [--windows 64] [--types f32,f16,q8_0]
 """
@@ -38,7 +40,8 @@ from slimllm.models.loaders import load_model
 METHOD = (
     "llama.cpp (xllamacpp {version}) completions API: each window's target token forced with "
     "logit_bias +100 and its log-prob read from the raw logits (post_sampling_probs false), "
-    "prompt cache on, 1 thread, f32 KV cache, flash attention off"
+    "prompt cache on (partial UTF-8 targets: an ASCII token forced and the target read from all "
+    "vocab log-probs), 1 thread, f32 KV cache, flash attention off"
 )
 
 
@@ -65,26 +68,42 @@ def llama_tokenize(srv: Any, text: str) -> list[int]:
         return json.load(response)["tokens"]
 
 
-def window_nll(srv: Any, window: list[int]) -> float:
-    """Mean NLL of tokens 1.. of `window`, each forced in turn after its prefix."""
-    total = 0.0
+def request(srv: Any, prompt: list[int], forced: int, n_probs: int) -> dict[str, Any] | None:
+    """The chosen token's entry (with its top `n_probs`), or None when the server held the
+    token back as an incomplete UTF-8 sequence (then it reports no log-probs)."""
+    result = srv.handle_completions(
+        {
+            "prompt": prompt,
+            "n_predict": 1,
+            "n_probs": n_probs,
+            "temperature": 0,
+            "post_sampling_probs": False,
+            "cache_prompt": True,
+            "logit_bias": [[forced, 100.0]],
+        }
+    )
+    logprobs = result["choices"][0]["logprobs"]
+    return None if logprobs is None else logprobs["content"][0]
+
+
+def window_nll(srv: Any, window: list[int], plain: int, vocab: int) -> tuple[float, int]:
+    """Mean NLL of tokens 1.. of `window`, each forced in turn after its prefix, and how many
+    targets (partial UTF-8 byte tokens) were read instead from the full distribution while a
+    `plain` ASCII token was forced."""
+    total, fallbacks = 0.0, 0
     for t in range(1, len(window)):
-        result = srv.handle_completions(
-            {
-                "prompt": window[:t],
-                "n_predict": 1,
-                "n_probs": 1,
-                "temperature": 0,
-                "post_sampling_probs": False,
-                "cache_prompt": True,
-                "logit_bias": [[window[t], 100.0]],
-            }
-        )
-        chosen = result["choices"][0]["logprobs"]["content"][0]
-        if chosen["id"] != window[t]:
-            raise RuntimeError(f"forcing token {window[t]} failed at position {t}")
-        total -= chosen["logprob"]
-    return total / (len(window) - 1)
+        chosen = request(srv, window[:t], window[t], 1)
+        if chosen is not None:
+            if chosen["id"] != window[t]:
+                raise RuntimeError(f"forcing token {window[t]} failed at position {t}")
+            total -= chosen["logprob"]
+            continue
+        fallbacks += 1
+        full = request(srv, window[:t], plain, vocab)
+        if full is None:
+            raise RuntimeError(f"no log-probs at position {t}")
+        total -= next(p["logprob"] for p in full["top_logprobs"] if p["id"] == window[t])
+    return total / (len(window) - 1), fallbacks
 
 
 def main() -> None:
@@ -110,6 +129,7 @@ def main() -> None:
     ids = tok(text, add_special_tokens=False, verbose=False)["input_ids"]
     windows = make_windows(torch.tensor(ids), protocol.seq_len, tok.bos_token_id, False)
     windows = windows[: args.windows].tolist()
+    plain = tok.convert_tokens_to_ids("a")
     result: dict[str, Any] = {
         "transformers_ppl": reference.ppl,
         "method": METHOD.format(version=xlc.__version__),
@@ -134,9 +154,11 @@ def main() -> None:
                 }
                 print(f"tokenization identical: {same} ({len(ids)} tokens)", flush=True)
             t0 = time.perf_counter()
-            nlls = []
+            nlls, fallbacks = [], 0
             for i, window in enumerate(windows):
-                nlls.append(window_nll(srv, window))
+                nll, held_back = window_nll(srv, window, plain, len(tok))
+                nlls.append(nll)
+                fallbacks += held_back
                 if i % 16 == 15:
                     print(f"{kind}: {i + 1} windows, {time.perf_counter() - t0:.0f} s", flush=True)
             ppl = math.exp(sum(nlls) / len(nlls))
@@ -148,6 +170,7 @@ def main() -> None:
                 ),
                 "bytes": exported.bytes,
                 "kept_f16": exported.kept_f16,
+                "targets_read_from_full_distribution": fallbacks,
                 "seconds": time.perf_counter() - t0,
             }
             print(f"{kind}: llama.cpp {ppl:.4f} vs transformers {reference.ppl:.4f}", flush=True)
