@@ -7,32 +7,29 @@ import json
 from pathlib import Path
 from typing import Any
 
-from slimllm.cli.common import (
-    MODELS_HELP,
-    HelpFormatter,
-    add_device,
-    device_or_default,
-    positive_int,
-)
+import torch
+
+from slimllm.cli import common
+from slimllm.cli.common import MODELS_HELP, positive_int
 from slimllm.experiments.recipes import load_any
 from slimllm.measure.latency import DRIVERS, LatencySpec, measure_latency, table
 from slimllm.models.loaders import DEFAULT_MODEL
-from slimllm.models.precision import DTYPE_CHOICES, resolve_dtype
+from slimllm.models.precision import resolve_dtype
 from slimllm.util.files import write_json
 from slimllm.util.provenance import cpu_info
+
+HELP = "time prefill and decoding against the dense model"
+DESCRIPTION = (
+    "Prefill (time to first token) and decoding latency as in the paper's "
+    "Table 3, all models interleaved in one run, with parameter and FLOP ratios to the "
+    "dense model."
+)
 
 SPEC = LatencySpec()
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "bench",
-        help="time prefill and decoding against the dense model",
-        formatter_class=HelpFormatter,
-        description="Prefill (time to first token) and decoding latency as in the paper's "
-        "Table 3, all models interleaved in one run, with parameter and FLOP ratios to the "
-        "dense model.",
-    )
+    p = common.command_parser(sub, "bench", HELP, DESCRIPTION)
     p.add_argument("dirs", nargs="+", type=Path, help="pruned model folders (slimllm prune --out)")
     p.add_argument("--dense", default=DEFAULT_MODEL, help=f"the reference model: {MODELS_HELP}")
     p.add_argument("--repeats", type=positive_int, default=SPEC.repeats, help="timed repeats")
@@ -42,14 +39,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--new-tokens", type=positive_int, default=SPEC.new_tokens)
     p.add_argument("--prompt-len", type=positive_int, default=SPEC.decode_prompt_len)
     p.add_argument("--driver", choices=DRIVERS, default=SPEC.driver, help="generate or bare loop")
-    p.add_argument(
-        "--dtype",
-        choices=DTYPE_CHOICES,
-        default="auto",
-        help="auto: bfloat16 on GPUs and AMX CPUs, else float32",
-    )
-    p.add_argument("--json", type=Path, default=None, help="also write the result to this file")
-    add_device(p)
+    common.add_dtype(p, "auto: bfloat16 on GPUs and AMX CPUs, else float32")
+    common.add_json(p, "also write the result to this file")
+    common.add_device(p)
 
 
 def _check_dir(path: Path) -> None:
@@ -61,13 +53,11 @@ def _check_dir(path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
     if args.warmup < 0:
         raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
     for path in args.dirs:
         _check_dir(path)
-    device = device_or_default(args.device)
+    device = common.device_or_default(args.device)
     dtype, reason = resolve_dtype(args.dtype, device)
     models = {"dense": load_any(args.dense, dtype, device)[0]}
     for path in args.dirs:

@@ -7,48 +7,33 @@ import json
 from pathlib import Path
 from typing import Any
 
-from slimllm.cli.common import (
-    MODELS_HELP,
-    HelpFormatter,
-    add_data_dir,
-    add_device,
-    device_or_default,
-    positive_int,
-)
-from slimllm.cli.tasks import add_task_options
+from slimllm.cli import common
+from slimllm.cli.common import MODELS_HELP, positive_int
 from slimllm.experiments.recipes import load_any, of_folder
 from slimllm.experiments.runners import perplexity_config, zeroshot_config
 from slimllm.experiments.store import Store
 from slimllm.measure.perplexity import PROTOCOLS, perplexity
 from slimllm.measure.zeroshot import DEFAULT_BATCH_SIZE, zeroshot
-from slimllm.models.precision import DTYPE_CHOICES, resolve_dtype
+from slimllm.models.precision import resolve_dtype
+
+HELP = "perplexity and zero-shot accuracy of a pruned or dense model"
+DESCRIPTION = (
+    "Perplexity under a named protocol and/or 0-shot accuracy on the 7 commonsense tasks "
+    "through lm-eval, of a pruned directory or a model. Each result is written to the "
+    "results store (results/ of the checkout, or $SLIMLLM_RESULTS_DIR) with its "
+    "configuration, dtype, threads and CPU."
+)
 
 DATASETS = ("wikitext2", "ptb", "ptb-valid")
 
-
-def datasets(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in DATASETS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(
-            f"choose from {', '.join(DATASETS)} (comma-separated), got {text!r}"
-        )
-    return names
+datasets = common.name_list(
+    DATASETS, lambda text, _: f"choose from {', '.join(DATASETS)} (comma-separated), got {text!r}"
+)
 
 
 def add_parser(sub: Any) -> None:
-    e = sub.add_parser(
-        "eval",
-        help="perplexity and zero-shot accuracy of a pruned or dense model",
-        formatter_class=HelpFormatter,
-        description="Perplexity under a named protocol and/or 0-shot accuracy on the 7 "
-        "commonsense tasks through lm-eval, of a pruned directory or a model. Each "
-        "result is written to the results store (results/ of the checkout, or "
-        "$SLIMLLM_RESULTS_DIR) with its configuration, dtype, threads and CPU.",
-    )
-    e.add_argument(
-        "model", help=f"a pruned directory, {MODELS_HELP}, a local directory or a hub id"
-    )
+    e = common.command_parser(sub, "eval", HELP, DESCRIPTION)
+    common.add_model(e, f"a pruned directory, {MODELS_HELP}, a local directory or a hub id")
     e.add_argument(
         "--ppl",
         type=datasets,
@@ -61,7 +46,7 @@ def add_parser(sub: Any) -> None:
         action="store_true",
         help="also (or, without --ppl, only) 0-shot accuracy through lm-eval",
     )
-    add_task_options(e)
+    common.add_task_options(e)
     e.add_argument(
         "--zeroshot-batch-size",
         type=positive_int,
@@ -78,21 +63,14 @@ def add_parser(sub: Any) -> None:
         help="evaluate only the first windows (quick check; default: all)",
     )
     e.add_argument("--batch-size", type=positive_int, default=8, help="windows per forward")
-    add_device(e)
-    e.add_argument(
-        "--dtype",
-        choices=DTYPE_CHOICES,
-        default="auto",
-        help="evaluation dtype; auto: bfloat16 on a GPU or an AMX CPU, else float32",
-    )
-    add_data_dir(e)
-    e.add_argument(
-        "--json", type=Path, default=None, help="also write the results with their records here"
-    )
+    common.add_device(e)
+    common.add_dtype(e, "evaluation dtype; auto: bfloat16 on a GPU or an AMX CPU, else float32")
+    common.add_data_dir(e)
+    common.add_json(e, "also write the results with their records here")
 
 
 def run(args: argparse.Namespace) -> int:
-    device = device_or_default(args.device)
+    device = common.device_or_default(args.device)
     dtype, reason = resolve_dtype(args.dtype, device)
     print(f"dtype {dtype} ({reason}) on {device}")
     model, tokenizer = load_any(args.model, dtype, device)

@@ -3,48 +3,52 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from slimllm.cli.common import (
-    MODELS_HELP,
-    HelpFormatter,
-    add_data_dir,
-    add_device,
-    device_or_default,
-    positive,
-    positive_int,
-    ratio,
-)
+from slimllm.cli import common
+from slimllm.cli.common import MODELS_HELP, positive, positive_int, ratio
 from slimllm.data.sources import CALIBRATION_SETS
 from slimllm.experiments.recipes import pruned
 from slimllm.experiments.store import Store
 from slimllm.method.config import PruneConfig
+from slimllm.method.heads import REDUCTIONS
 from slimllm.method.plan import GQA_MODES
 from slimllm.method.report import summary_table
 from slimllm.models.io import save_pruned
 from slimllm.models.loaders import DEFAULT_MODEL, DTYPES, load_model
 from slimllm.peers.registry import METHODS, OWN_CALIBRATION, method_config, prune_with
 
+HELP = "prune a model and save it"
+DESCRIPTION = (
+    "Prune heads and MLP channels with SlimLLM (or a baseline) and save the smaller model."
+)
+
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "prune",
-        help="prune a model and save it",
-        formatter_class=HelpFormatter,
-        description="Prune heads and MLP channels with SlimLLM (or a baseline) and save the "
-        "smaller model.",
-    )
-    p.add_argument(
-        "model",
-        nargs="?",
-        default=DEFAULT_MODEL,
-        help=f"{MODELS_HELP}, a local directory or a hub id",
-    )
+    p = common.command_parser(sub, "prune", HELP, DESCRIPTION)
+    common.add_model(p, f"{MODELS_HELP}, a local directory or a hub id", default=DEFAULT_MODEL)
     p.add_argument(
         "--ratio", type=ratio, required=True, help="fraction of parameters to remove, in [0, 1)"
     )
-    p.add_argument("--out", type=Path, required=True, help="directory to write the pruned model to")
+    common.add_out(p, "pruned")
+    _add_method_options(p)
+    _add_calibration_options(p)
+    _add_search_options(p)
+    p.add_argument("--batch-size", type=int, default=8, help="calibration windows per forward")
+    p.add_argument(
+        "--round-to",
+        type=positive_int,
+        default=1,
+        help="keep a multiple of N MLP channels in each pruned layer (1: no rounding)",
+    )
+    common.add_device(p)
+    common.add_dtype(p, "model dtype", choices=sorted(DTYPES), default="float32")
+    common.add_data_dir(p)
+    common.add_overwrite(p)
+
+
+def _add_method_options(p: argparse.ArgumentParser) -> None:
+    """--method and how much each layer loses: --ratio-of, --alpha, --layers, --max-layer-ratio."""
     p.add_argument(
         "--method",
         choices=METHODS,
@@ -73,6 +77,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--max-layer-ratio", type=float, default=0.9, help="cap on any one layer's ratio"
     )
+
+
+def _add_calibration_options(p: argparse.ArgumentParser) -> None:
+    """The calibration windows: how many, how long, from which corpus, sampled with which seed."""
     p.add_argument(
         "--calib-samples",
         type=int,
@@ -93,9 +101,13 @@ def add_parser(sub: Any) -> None:
         "wanda-sp: c4; not in shared/data, so offline their file must be added)",
     )
     p.add_argument("--seed", type=int, default=42, help="calibration sampling seed")
+
+
+def _add_search_options(p: argparse.ArgumentParser) -> None:
+    """How heads and channels are chosen, and the paper's ablations of it."""
     p.add_argument(
         "--head-reduction",
-        choices=("per_dim", "whole"),
+        choices=REDUCTIONS,
         default="per_dim",
         help="Eq. 4 Pearson form",
     )
@@ -122,25 +134,12 @@ def add_parser(sub: Any) -> None:
         default=0.0,
         help="LoRAP heuristic: protect this share of lowest channels",
     )
-    p.add_argument("--batch-size", type=int, default=8, help="calibration windows per forward")
-    p.add_argument(
-        "--round-to",
-        type=positive_int,
-        default=1,
-        help="keep a multiple of N MLP channels in each pruned layer (1: no rounding)",
-    )
-    add_device(p)
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32", help="model dtype")
-    add_data_dir(p)
-    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
 
 
 def run(args: argparse.Namespace) -> int:
-
-    if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
-        raise SystemExit(
-            f"slimllm prune: --out {args.out} exists and is not empty (pass --overwrite)"
-        )
+    taken = common.out_taken(args)
+    if taken:
+        raise SystemExit(f"slimllm prune: {taken}")
     options = {
         "calib_samples": args.calib_samples,
         "calib_seq_len": args.calib_seq_len,
@@ -152,23 +151,26 @@ def run(args: argparse.Namespace) -> int:
     config = method_config(
         args.method,
         **{k: v for k, v in options.items() if v is not None},
-        ratio=args.ratio,
-        ratio_of=args.ratio_of,
-        alpha=args.alpha,
+        **common.config_values(
+            args,
+            "ratio",
+            "ratio_of",
+            "alpha",
+            "max_layer_ratio",
+            "seed",
+            "head_reduction",
+            "gqa_mode",
+            "uniform",
+            "batch_size",
+        ),
         num_pruned_layers=args.layers,
-        max_layer_ratio=args.max_layer_ratio,
-        seed=args.seed,
-        head_reduction=args.head_reduction,
-        gqa_mode=args.gqa_mode,
         greedy_search=not args.no_greedy,
         regression=not args.no_regression,
-        uniform=args.uniform,
         keep_lowest_fraction=args.keep_lowest,
-        batch_size=args.batch_size,
         round_channels_to=args.round_to,
     )
     config.validate()
-    device = device_or_default(args.device)
+    device = common.device_or_default(args.device)
     # The model stays on the CPU; each layer visits `device` during calibration.
     model, tokenizer = load_model(args.model, dtype=args.dtype, device="cpu")
     report = prune_with(

@@ -7,21 +7,23 @@ import math
 from pathlib import Path
 from typing import Any
 
-from slimllm.cli.common import HelpFormatter
+import torch
+
+from slimllm.cli import common
 from slimllm.experiments.runners import runner_for
 from slimllm.experiments.store import Store
 
+HELP = "measure a results record again from its configuration"
+DESCRIPTION = (
+    "Rebuild the model from the record's recipe, measure again, and print the "
+    "stored and new numbers side by side. The store is left as it was unless --write."
+)
+
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser(
-        "rerun",
-        help="measure a results record again from its configuration",
-        formatter_class=HelpFormatter,
-        description="Rebuild the model from the record's recipe, measure again, and print the "
-        "stored and new numbers side by side. The store is left as it was unless --write.",
-    )
+    p = common.command_parser(sub, "rerun", HELP, DESCRIPTION)
     p.add_argument("record", type=Path, help="a JSON record under results/<kind>/")
-    p.add_argument("--device", default=None, help="override the recorded device")
+    common.add_device(p, "override the recorded device")
     p.add_argument(
         "--write", action="store_true", help="replace the stored record with the new one"
     )
@@ -40,19 +42,15 @@ def numbers(value: Any, prefix: str = "") -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-
     if not args.record.is_file():
         raise ValueError(f"RECORD {str(args.record)!r} is not a file")
     old = Store.read(args.record)
     settings = dict(old.settings)
     if args.device is not None:
         settings["device"] = args.device
-    elif str(settings.get("device", "cpu")).startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            settings["device"] = "cpu"
-            print(f"recorded on {old.settings['device']}; no GPU here, measuring on the CPU")
+    elif str(settings.get("device", "cpu")).startswith("cuda") and not torch.cuda.is_available():
+        settings["device"] = "cpu"
+        print(f"recorded on {old.settings['device']}; no GPU here, measuring on the CPU")
     runner = runner_for(old.kind)
     print(f"{old.kind} record {old.key}, {old.where}")
     if args.write:

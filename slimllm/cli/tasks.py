@@ -6,56 +6,26 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from slimllm.cli.common import HelpFormatter, add_data_dir, positive_int
-from slimllm.measure.lm_eval_tasks import GROUP_TAG, SEVEN_TASKS, write_task_yamls
+from slimllm.cli import common
+from slimllm.measure.lm_eval_tasks import GROUP_TAG, write_task_yamls
 from slimllm.util.files import write_json
+
+HELP = "write lm-eval task YAMLs for the local zero-shot data"
+DESCRIPTION = (
+    "Write one lm-eval task YAML per zero-shot task (and the --limit item "
+    "subsets) into DIR, so that `lm_eval --model hf --model_args pretrained=MODELDIR,"
+    f"trust_remote_code=True --include_path DIR --tasks {GROUP_TAG}` scores a saved model "
+    "on the same items as `slimllm eval MODELDIR --zeroshot`."
+)
 
 MANIFEST = "slimllm_tasks.json"
 
 
-def task_list(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in SEVEN_TASKS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown task(s) {', '.join(bad) or repr(text)}; choose from {', '.join(SEVEN_TASKS)}"
-        )
-    return names
-
-
-def add_task_options(parser: argparse.ArgumentParser) -> None:
-    """--tasks, --limit, --seed: shared with `slimllm eval --zeroshot`."""
-    parser.add_argument(
-        "--tasks",
-        type=task_list,
-        default=list(SEVEN_TASKS),
-        help=f"comma-separated zero-shot tasks (default: all of {', '.join(SEVEN_TASKS)})",
-    )
-    parser.add_argument(
-        "--limit",
-        type=positive_int,
-        default=None,
-        help="a seeded subset of this many items per task, the same for every model "
-        "(default: every item)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the --limit subset (default: 0)"
-    )
-
-
 def add_parser(sub: Any) -> None:
-    t = sub.add_parser(
-        "tasks",
-        help="write lm-eval task YAMLs for the local zero-shot data",
-        formatter_class=HelpFormatter,
-        description="Write one lm-eval task YAML per zero-shot task (and the --limit item "
-        "subsets) into DIR, so that `lm_eval --model hf --model_args pretrained=MODELDIR,"
-        f"trust_remote_code=True --include_path DIR --tasks {GROUP_TAG}` scores a saved model "
-        "on the same items as `slimllm eval MODELDIR --zeroshot`.",
-    )
+    t = common.command_parser(sub, "tasks", HELP, DESCRIPTION)
     t.add_argument("dir", type=Path, help="folder to write the YAMLs into (created)")
-    add_task_options(t)
-    add_data_dir(t)
+    common.add_task_options(t)
+    common.add_data_dir(t)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,20 +8,19 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from slimllm.cli.common import (
-    MODELS_HELP,
-    HelpFormatter,
-    add_data_dir,
-    add_device,
-    device_or_default,
-    positive,
-    positive_int,
-)
+from slimllm.cli import common
+from slimllm.cli.common import MODELS_HELP, positive, positive_int
 from slimllm.data.alpaca import load_records
 from slimllm.experiments.recipes import load_any
 from slimllm.models.io import save_pruned
 from slimllm.models.loaders import EMBEDDED, TINY
 from slimllm.tuning.lora import AUTOCAST_CHOICES, PRESETS, preset, tune
+
+HELP = "recover a pruned model with LoRA and save it"
+DESCRIPTION = (
+    "LoRA recovery fine-tuning on alpaca-cleaned (LLM-Pruner's recipe), the LoRA merged back "
+    "into the weights, saved like `slimllm prune` saves."
+)
 
 
 def _presets_text() -> str:
@@ -36,21 +35,16 @@ def _presets_text() -> str:
     return "\n".join(lines)
 
 
-class _Formatter(HelpFormatter, argparse.RawDescriptionHelpFormatter):
+class _Formatter(common.HelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Keeps the preset table's line breaks."""
 
 
 def add_parser(sub: Any) -> None:
-    t = sub.add_parser(
-        "tune",
-        help="recover a pruned model with LoRA and save it",
-        formatter_class=_Formatter,
-        description="LoRA recovery fine-tuning on alpaca-cleaned (LLM-Pruner's recipe), the "
-        "LoRA merged back into the weights, saved like `slimllm prune` saves.",
-        epilog=_presets_text(),
+    t = common.command_parser(
+        sub, "tune", HELP, DESCRIPTION, formatter_class=_Formatter, epilog=_presets_text()
     )
-    t.add_argument("model", help=f"a pruned directory, {MODELS_HELP} or a model directory")
-    t.add_argument("--out", type=Path, required=True, help="directory to write the tuned model to")
+    common.add_model(t, f"a pruned directory, {MODELS_HELP} or a model directory")
+    common.add_out(t, "tuned")
     t.add_argument("--preset", choices=sorted(PRESETS), default="cpu", help="starting values")
     t.add_argument("--max-steps", type=positive_int, default=None, help="optimiser steps budget")
     t.add_argument("--lr", type=positive, default=None, help="peak learning rate (paper: 1e-4)")
@@ -81,9 +75,9 @@ def add_parser(sub: Any) -> None:
         help="alpaca-style JSON/JSONL file (default: alpaca-cleaned from the data directory)",
     )
     t.add_argument("--max-records", type=positive_int, default=None, help="use the first N records")
-    add_data_dir(t)
-    add_device(t)
-    t.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    common.add_data_dir(t)
+    common.add_device(t)
+    common.add_overwrite(t)
 
 
 def _check_model(name: str) -> None:
@@ -97,33 +91,36 @@ def _check_model(name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
-    if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
-        raise ValueError(f"--out {args.out} exists and is not empty (pass --overwrite)")
+    taken = common.out_taken(args)
+    if taken:
+        raise ValueError(taken)
     config = preset(
         args.preset,
-        max_steps=args.max_steps,
+        **common.config_values(
+            args,
+            "max_steps",
+            "epochs",
+            "batch_size",
+            "micro_batch_size",
+            "warmup_steps",
+            "lora_r",
+            "lora_alpha",
+            "lora_dropout",
+            "cutoff_len",
+            "val_size",
+            "eval_every",
+            "autocast",
+            "seed",
+            "max_records",
+        ),
         learning_rate=args.lr,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        micro_batch_size=args.micro_batch_size,
-        warmup_steps=args.warmup_steps,
-        lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        cutoff_len=args.cutoff_len,
-        val_size=args.val_size,
-        eval_every=args.eval_every,
         train_on_inputs=args.train_on_inputs or None,
-        autocast=args.autocast,
-        seed=args.seed,
         data_file=args.data,
-        max_records=args.max_records,
     )
     config.validate()
     _check_model(args.model)
     load_records(config.data_file, args.data_dir)  # bad data fails before the model loads
-    device = device_or_default(args.device)
+    device = common.device_or_default(args.device)
     model, tokenizer = load_any(args.model, "float32", device)
     slim = getattr(model.config, "slimllm", None)
     record = dict(slim["record"]) if slim else {"model": args.model}
