@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--parts", default="speed,agreement,full", help="comma-separated")
     args = parser.parse_args()
-    store = Store()
+    store = Store.book()
     auto, reason = resolve_dtype("auto", "cpu")
     print(f"CPU: {cpu_info()}; auto dtype: {auto} ({reason})")
 

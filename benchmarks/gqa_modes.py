@@ -26,7 +26,7 @@ MAX_WINDOWS = 512
 
 
 def perplexity_config(recipe: dict[str, object]) -> dict[str, object]:
-    """Same fields as the lead's `slimllm.experiments.runners.perplexity_config`, so `rerun` can redo it."""
+    """The fields of `slimllm.experiments.runners.perplexity_config`, so `rerun` can redo it."""
     return {
         "model": recipe,
         "dataset": "wikitext2",
@@ -46,14 +46,20 @@ def measure(mode: str, ratio: float, store: Store, batch_size: int) -> tuple[flo
         return prune_found.result["achieved"], found.result["ppl"]
     model, tok = load_model("smollm2-135m", dtype="float32")
     report = prune(model, tok, config, progress=False)
-    store.put("prune", {"model": recipe}, report.to_dict(), {"device": "cpu"}, report.seconds)
+    store.put(
+        "prune",
+        {"model": recipe},
+        report.to_dict(),
+        {"device": "cpu"},
+        report.seconds,
+        replace=True,
+    )
     model.to(torch.bfloat16)
     res = perplexity(
         model, tok, "wikitext2", max_windows=MAX_WINDOWS, batch_size=batch_size, progress=False
     )
-    store.put(
-        "perplexity", key, res.to_dict(), {"device": "cpu", "batch_size": batch_size}, res.seconds
-    )
+    settings = {"device": "cpu", "batch_size": batch_size}
+    store.put("perplexity", key, res.to_dict(), settings, res.seconds, replace=True)
     return report.achieved, res.ppl
 
 
@@ -65,7 +71,7 @@ def main() -> None:
     parser.add_argument("--ratios", default="0.2,0.5")
     parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args()
-    store = Store()
+    store = Store.book()
     for ratio in (float(r) for r in args.ratios.split(",")):
         for mode in args.modes.split(","):
             achieved, ppl = measure(mode, ratio, store, args.batch_size)

@@ -73,7 +73,7 @@ def main() -> None:
     models = model_recipes((1,) if args.no_rounding else ROUNDINGS)
     for recipe in models.values():
         recipes.build(recipe, dtype=dtype, progress=True)  # prune once, outside the timing
-    store = Store()
+    store = Store.book()
     config = {
         "models": models,
         "dtype": dtype,

@@ -90,7 +90,9 @@ def main() -> None:
         walls = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in entry["wall_median"].items())
         print(f"{label:<22} {parts}; wall {walls}")
     config = {"models": models, "dtype": dtype, "prefill_len": 256, "runs": args.runs}
-    record = Store().put("latency_profile", config, result, settings={"device": "cpu"})
+    record = Store.book().put(
+        "latency_profile", config, result, settings={"device": "cpu"}, replace=True
+    )
     print(record.where, "->", record.path)
 
 

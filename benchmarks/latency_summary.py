@@ -11,7 +11,7 @@ from slimllm.measure.latency import table
 
 
 def main() -> None:
-    store = Store()
+    store = Store.book()
     records = sorted(store.records("latency"), key=lambda r: r.environment.get("measured_at", ""))
     if not records:
         raise SystemExit("no latency records in the store: run benchmarks/latency.py first")

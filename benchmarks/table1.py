@@ -186,7 +186,7 @@ def main() -> None:
     labels = {r.label for r in rows}
     if any(o not in labels for o in only):
         parser.error(f"--only: no rows {sorted(set(only) - labels)}; rows: {sorted(labels)}")
-    store = Store()
+    store = Store.book()
     settings = {"device": args.device, "batch_size": args.batch_size, "progress": False}
     if not args.assemble:
         for row in rows:
@@ -204,7 +204,9 @@ def main() -> None:
         "seeds_method": args.seeds_method,
         "tune_preset": TUNE_PRESET,
     }
-    record = store.put("table1", table_config, {"rows": entries, "missing": missing}, settings)
+    record = store.put(
+        "table1", table_config, {"rows": entries, "missing": missing}, settings, replace=True
+    )
     print(f"table1 record: {record.path}; {len(missing)} cells not measured yet")
     if args.markdown:
         print(tables.markdown(entries))

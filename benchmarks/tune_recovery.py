@@ -91,7 +91,7 @@ def main() -> None:
     )
     parser.add_argument("--recompute", action="store_true", help="tune again even if recorded")
     args = parser.parse_args()
-    store = Store()
+    store = Store.book()
     dtype, reason = resolve_dtype("auto", args.device)
     settings = {"batch_size": args.batch_size, "device": args.device, "dtype_reason": reason}
     ratios = [float(r) for r in args.ratios.split(",")]
@@ -160,7 +160,7 @@ def main() -> None:
         "dtype": dtype,
         "max_windows": args.max_windows,
     }
-    summary = store.put("tune_recovery", summary_config, {"rows": rows}, settings)
+    summary = store.put("tune_recovery", summary_config, {"rows": rows}, settings, replace=True)
     print(f"summary: {summary.path}")
 
 

@@ -80,7 +80,7 @@ def dtype_check(
         check[task] = row
     check["seconds"] = {d: r.seconds for d, r in runs.items()}
     config = {"model": recipes.dense(), "tasks": tasks, "limit": limit, "seed": seed}
-    return store.put("zeroshot_dtype_check", config, check, settings)
+    return store.put("zeroshot_dtype_check", config, check, settings, replace=True)
 
 
 def probe_batch_sizes(sizes: list[int], dtype: str, limit: int) -> dict[str, Any]:
@@ -120,7 +120,7 @@ def main() -> None:
         args.batch_size = probe["chosen"]
         settings["batch_probe"] = probe
     settings["batch_size"] = args.batch_size
-    store = Store()
+    store = Store.book()
     print(f"dtype {dtype} ({reason}); batch {args.batch_size}; {args.limit} items per task")
     rows = {}
     for name in args.models.split(","):

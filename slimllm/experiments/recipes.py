@@ -169,10 +169,12 @@ def make(
     device: str = "cpu",
     data_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
+    store: Store | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
-    """Build a recipe's model: prune its base model (the pruning record is also written to the
-    results store as a "prune" record), or tune its untuned recipe's model. Returns the model,
-    the tokenizer and what the cached folder's record holds (the pruning or tuning report)."""
+    """Build a recipe's model: prune its base model (the pruning record is also written to
+    `store`, by default the user's, as a "prune" record), or tune its untuned recipe's model.
+    Returns the model, the tokenizer and what the cached folder's record holds (the pruning or
+    tuning report)."""
     check(recipe)
     if "tune" in recipe:
         config = tune_config(recipe)
@@ -195,7 +197,7 @@ def make(
             progress=progress,
         )
         report = result.to_dict()
-        Store().put(
+        (store or Store()).put(
             "prune",
             {"model": recipe},
             report,

@@ -15,6 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from typing import Any
 
 import torch
 
-from slimllm.util.files import write_json
+from slimllm.models.loaders import cache_dir
+from slimllm.util.files import non_finite, write_json
 from slimllm.util.provenance import cpu_info, versions
 
 RESULTS_ENV = "SLIMLLM_RESULTS_DIR"
@@ -34,6 +36,8 @@ CHECKOUT_RESULTS = Path(__file__).resolve().parents[2] / "results"
 
 
 KEY_CHARS = 16
+#: A record kind names a folder under the store root: nothing that could leave it.
+KIND = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 def normalise(value: Any) -> Any:
@@ -43,6 +47,9 @@ def normalise(value: Any) -> Any:
 
 def config_key(kind: str, config: dict[str, Any]) -> str:
     """Hash of the kind and the configuration, independent of key order."""
+    bad = non_finite(config)
+    if bad is not None:
+        raise StoreError(f"the {kind} configuration's {bad} is NaN or infinite")
     text = json.dumps({"kind": kind, "config": normalise(config)}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:KEY_CHARS]
 
@@ -98,23 +105,89 @@ class Record:
         return f"measured {when} on {device} (torch {torch_v})"
 
 
-def resolve_results_dir(path: str | os.PathLike[str] | None = None) -> Path:
-    """`path`, else $SLIMLLM_RESULTS_DIR, else the checkout's `results/`, else ./results."""
+class StoreError(ValueError):
+    """A store call that cannot be done as asked (a bad kind, a record it would replace)."""
+
+
+def user_results_dir() -> Path:
+    """Where ad-hoc runs keep their records: $SLIMLLM_CACHE_DIR/results (~/.cache/slimllm)."""
+    return cache_dir() / "results"
+
+
+def book_results_dir() -> Path:
+    """The checkout's results/, the book's evidence (an error outside a checkout)."""
+    if not (CHECKOUT_RESULTS.parent / "pyproject.toml").is_file():
+        raise StoreError(
+            f"the book's results folder needs a checkout of the repository; {CHECKOUT_RESULTS} "
+            "is not in one (pass a folder instead)"
+        )
+    return CHECKOUT_RESULTS
+
+
+def resolve_results_dir(path: str | os.PathLike[str] | None = None, book: bool = False) -> Path:
+    """`path`, else $SLIMLLM_RESULTS_DIR, else the book's results/ (`book`) or the user's."""
     chosen = path if path is not None else os.environ.get(RESULTS_ENV) or None
     if chosen is not None:
         return Path(chosen).expanduser()
-    if (CHECKOUT_RESULTS.parent / "pyproject.toml").is_file():
-        return CHECKOUT_RESULTS
-    return Path("results")
+    return book_results_dir() if book else user_results_dir()
+
+
+#: Result fields that change between two runs of the same measurement without changing what
+#: was measured (wall time, library versions): a new record may differ in these alone.
+VOLATILE = ("seconds", "versions", "measured_at")
+
+
+def _numbers(value: Any, path: str = "") -> dict[str, Any]:
+    """The leaves of a result by their path, volatile fields left out."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if not any(word in str(k) for word in VOLATILE):
+                out.update(_numbers(v, f"{path}.{k}" if path else str(k)))
+        return out
+    if isinstance(value, list):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_numbers(v, f"{path}[{i}]"))
+        return out
+    return {path: value}
+
+
+def differences(old: Any, new: Any, most: int = 3) -> list[str]:
+    """Up to `most` leaves where two results differ, as "path: old -> new"."""
+    a, b = _numbers(old), _numbers(new)
+    changed = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    lines = [f"{k}: {a.get(k, '(absent)')} -> {b.get(k, '(absent)')}" for k in changed[:most]]
+    if len(changed) > most:
+        lines.append(f"... and {len(changed) - most} more")
+    return lines
 
 
 class Store:
-    """A folder of records, one JSON file each, grouped by kind."""
+    """A folder of records, one JSON file each, grouped by kind.
 
-    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+    `Store()` is the user's folder (ad-hoc runs: the command line, your own scripts);
+    `Store.book()` is the checkout's results/, which only the benchmarks, the notebooks and
+    `slimllm rerun --write` write to. $SLIMLLM_RESULTS_DIR, when set, replaces both.
+    A `protect`ed store (the book's) refuses to replace a record by one with other numbers
+    unless `put(..., replace=True)` says so.
+    """
+
+    def __init__(self, root: str | os.PathLike[str] | None = None, protect: bool = False) -> None:
         self.root = resolve_results_dir(root)
+        self.protect = protect
+
+    @classmethod
+    def book(cls, root: str | os.PathLike[str] | None = None) -> Store:
+        """The store of the book's evidence: `root`, $SLIMLLM_RESULTS_DIR or results/."""
+        return cls(resolve_results_dir(root, book=True), protect=True)
 
     def path(self, kind: str, config: dict[str, Any]) -> Path:
+        if not isinstance(kind, str) or not KIND.fullmatch(kind):
+            raise StoreError(
+                f"a record kind is lower-case letters, digits and '_' (starting with a "
+                f"letter), got {kind!r}"
+            )
         return self.root / kind / f"{config_key(kind, config)}.json"
 
     def get(self, kind: str, config: dict[str, Any]) -> Record | None:
@@ -131,8 +204,26 @@ class Store:
         seconds: float | None = None,
         env: dict[str, Any] | None = None,
         note: str = "",
+        replace: bool = False,
     ) -> Record:
-        """Write a record (atomically), replacing any earlier one with the same configuration."""
+        """Write a record atomically and return it.
+
+        A record of the same configuration already stored is kept when its numbers equal the
+        new ones (volatile fields aside); when they differ, a protected store refuses to
+        replace it unless `replace`.
+        """
+        target = self.path(kind, config)
+        if target.is_file() and not replace:
+            old = self.read(target)
+            changed = differences(old.result, normalise(result))
+            if not changed:
+                return old
+            if self.protect:
+                raise StoreError(
+                    f"{target} holds other numbers for the same configuration "
+                    f"({'; '.join(changed)}); pass replace=True (command line: --replace) to "
+                    "overwrite it"
+                )
         record = Record(
             kind=kind,
             config=normalise(config),
@@ -143,7 +234,7 @@ class Store:
             note=note,
             key=config_key(kind, config),
         )
-        record.path = write_json(self.path(kind, config), record.to_json())
+        record.path = write_json(target, record.to_json())
         return record
 
     def run(
@@ -159,14 +250,20 @@ class Store:
             return found
         start = time.perf_counter()
         result = compute()
-        return self.put(kind, config, result, settings, seconds=time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        return self.put(kind, config, result, settings, seconds=seconds, replace=recompute)
 
     @staticmethod
     def read(path: str | os.PathLike[str]) -> Record:
-        data = json.loads(Path(path).read_text())
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise StoreError(f"{path}: not a readable results record ({err})") from err
+        if not isinstance(data, dict):
+            raise StoreError(f"{str(path)!r} is not a results record (not a JSON object)")
         missing = [k for k in ("kind", "config", "result") if k not in data]
         if missing:
-            raise ValueError(f"{str(path)!r} is not a results record (lacks {missing})")
+            raise StoreError(f"{str(path)!r} is not a results record (lacks {missing})")
         return Record(
             kind=data["kind"],
             config=data["config"],

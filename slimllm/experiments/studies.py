@@ -117,7 +117,7 @@ def prune_record(
     seconds = time.perf_counter() - start
     folder = recipe_cache_dir() / config_key("recipe", recipe)
     save_pruned(model, tokenizer, folder, {**report, "recipe": recipe}, overwrite=True)
-    # make() records the run in the default store; a store elsewhere gets its own copy.
-    return store.get("prune", config) or store.put(
-        "prune", config, report, settings={"device": device}, seconds=seconds
+    # A record without `fields` is an older measurement of the same recipe: replaced on purpose.
+    return store.put(
+        "prune", config, report, settings={"device": device}, seconds=seconds, replace=True
     )

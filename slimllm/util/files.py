@@ -1,19 +1,46 @@
-"""Atomic JSON files: written beside their target and renamed into place, so a reader never
-sees half a file.
+"""Atomic, strict JSON files: written beside their target and renamed into place, so a reader
+never sees half a file; NaN and infinity (not JSON) are refused with the field that holds them.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 
+def non_finite(value: Any, path: str = "") -> str | None:
+    """The path of the first NaN or infinity inside `value`, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return path or "(the value)"
+    if isinstance(value, dict):
+        items = [(f"{path}.{k}" if path else str(k), v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [(f"{path}[{i}]", v) for i, v in enumerate(value)]
+    else:
+        return None
+    for where, v in items:
+        found = non_finite(v, where)
+        if found is not None:
+            return found
+    return None
+
+
+def dumps(payload: Any, where: str) -> str:
+    """Strict JSON text of `payload` (indent 1); NaN and infinity are refused, naming `where`."""
+    bad = non_finite(payload)
+    if bad is not None:
+        raise ValueError(f"{where}: {bad} is NaN or infinite, which JSON cannot hold")
+    return json.dumps(payload, indent=1, allow_nan=False) + "\n"
+
+
 def write_json(path: str | os.PathLike[str], payload: Any) -> Path:
-    """Write JSON atomically: a temp file in the same folder, then a rename."""
+    """Write strict JSON atomically: a temp file in the same folder, then a rename."""
     target = Path(path)
+    text = dumps(payload, str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     umask = os.umask(0)
@@ -22,8 +49,7 @@ def write_json(path: str | os.PathLike[str], payload: Any) -> Path:
         # mkstemp creates 0600; results are meant to be read by anyone, as a plain open would.
         os.chmod(tmp, 0o666 & ~umask)
         with os.fdopen(fd, "w") as fh:
-            json.dump(payload, fh, indent=1, sort_keys=False)
-            fh.write("\n")
+            fh.write(text)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

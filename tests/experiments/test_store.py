@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from slimllm.experiments.store import Store, config_key, resolve_results_dir
+from slimllm.experiments.store import (
+    Store,
+    StoreError,
+    config_key,
+    differences,
+    resolve_results_dir,
+)
 from slimllm.util.files import write_json
 from tests.helpers import ROOT
 
@@ -62,6 +68,60 @@ def test_results_dir_from_argument_then_env(
     monkeypatch.setenv("SLIMLLM_RESULTS_DIR", str(tmp_path / "env"))
     assert resolve_results_dir() == tmp_path / "env"
     assert resolve_results_dir(tmp_path / "arg") == tmp_path / "arg"
+    assert Store.book().root == tmp_path / "env"
+
+
+def test_ad_hoc_runs_default_to_the_user_folder_not_the_book(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SLIMLLM_RESULTS_DIR")
+    monkeypatch.setenv("SLIMLLM_CACHE_DIR", str(tmp_path / "cache"))
+    assert Store().root == tmp_path / "cache" / "results" and not Store().protect
+    book = Store.book()
+    assert book.root == ROOT / "results" and book.protect
+
+
+@pytest.mark.parametrize("kind", ["../../x", "a/b", "", "Perplexity", "x.json", 3])
+def test_kinds_that_could_leave_the_root_are_refused(tmp_path: Path, kind: object) -> None:
+    with pytest.raises(StoreError, match="record kind"):
+        Store(tmp_path).put(kind, {"a": 1}, {"b": 2})  # type: ignore[arg-type]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_protected_store_refuses_other_numbers_and_shows_them(tmp_path: Path) -> None:
+    store = Store(tmp_path, protect=True)
+    config = {"model": {"base": "m"}, "dataset": "wikitext2"}
+    first = store.put("perplexity", config, {"ppl": 237.58, "seconds": 70.7})
+    before = first.path.read_bytes()
+    # The same number measured again (another wall time) keeps the record as it was.
+    assert store.put("perplexity", config, {"ppl": 237.58, "seconds": 275.0}).loaded
+    with pytest.raises(StoreError, match=r"ppl: 237\.58 -> 233\.83.*--replace"):
+        store.put("perplexity", config, {"ppl": 233.83, "seconds": 70.0})
+    assert first.path.read_bytes() == before
+    replaced = store.put("perplexity", config, {"ppl": 233.83, "seconds": 70.0}, replace=True)
+    assert Store.read(replaced.path).result["ppl"] == 233.83
+    # The user's own store replaces without asking.
+    assert Store(tmp_path).put("perplexity", config, {"ppl": 1.0}).result == {"ppl": 1.0}
+
+
+def test_differences_name_paths_and_ignore_volatile_fields() -> None:
+    old = {"ppl": 1.0, "rows": [{"a": 1}, {"a": 2}], "seconds": 3, "versions": {"torch": "x"}}
+    new = {"ppl": 1.0, "rows": [{"a": 1}, {"a": 5}], "seconds": 9, "versions": {"torch": "y"}}
+    assert differences(old, new) == ["rows[1].a: 2 -> 5"]
+    assert differences(old, {**old, "new": 1}) == ["new: (absent) -> 1"]
+
+
+def test_nan_in_a_configuration_is_refused() -> None:
+    with pytest.raises(StoreError, match="alpha is NaN or infinite"):
+        config_key("prune", {"alpha": float("nan")})
+
+
+def test_a_corrupt_record_names_its_file(tmp_path: Path) -> None:
+    path = tmp_path / "perplexity" / "0123456789abcdef.json"
+    path.parent.mkdir()
+    path.write_text('{"kind": "perplexity", "config"')
+    with pytest.raises(StoreError, match=r"0123456789abcdef\.json: not a readable results record"):
+        list(Store(tmp_path).records())
 
 
 def test_committed_records_are_readable_and_keyed_by_their_config() -> None:
