@@ -19,12 +19,12 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from slimllm.experiments.store import Store, config_key
 from slimllm.method.config import PruneConfig
-from slimllm.models.io import load_pruned, save_pruned
+from slimllm.models.io import load_pruned, save_pruned, weights_digest
 from slimllm.models.loaders import DEFAULT_MODEL, cache_dir, load_model, parse_dtype
 from slimllm.peers.registry import prune_with
 from slimllm.tuning.lora import TuneConfig, tune
 
-RECIPE_KEYS = ("base", "prune", "prune_dtype", "tune")
+RECIPE_KEYS = ("base", "prune", "prune_dtype", "tune", "weights_sha256")
 
 
 #: PruneConfig fields added after recipes were first recorded: left out of a recipe while at
@@ -47,14 +47,21 @@ def load_any(
 
 
 def of_folder(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The recipe a saved pruned folder records (written by `slimllm prune` and `build`), else
-    `{"base": <absolute path>}`, which rebuilds only where that folder exists."""
-    if is_pruned_folder(path):
-        entry = json.loads((Path(path) / "config.json").read_text())["slimllm"]
+    """The identity of a model folder, as records key it.
+
+    The recipe its config records (written by `slimllm prune`, `tune` and `build`) while the
+    weights are still the ones saved with it; otherwise (weights changed since, a folder saved
+    before digests were kept, or a plain checkpoint) `{"base": <absolute path>,
+    "weights_sha256": <digest>}`, so two different models never share a record.
+    """
+    folder = Path(path)
+    digest = weights_digest(folder)
+    if is_pruned_folder(folder):
+        entry = json.loads((folder / "config.json").read_text())["slimllm"]
         recipe = entry.get("record", {}).get("recipe")
-        if recipe is not None:
+        if recipe is not None and entry.get("weights_sha256") == digest:
             return recipe
-    return {"base": str(Path(path).resolve())}
+    return {"base": str(folder.resolve()), "weights_sha256": digest}
 
 
 def dense(base: str = DEFAULT_MODEL) -> dict[str, Any]:
@@ -149,6 +156,12 @@ def build(
     check(recipe)
 
     if "prune" not in recipe and "tune" not in recipe:
+        expected = recipe.get("weights_sha256")
+        if expected is not None and weights_digest(recipe["base"]) != expected:
+            raise ValueError(
+                f"{recipe['base']}: its weights changed since this record was made "
+                "(weights_sha256 differs); the record cannot be rebuilt"
+            )
         return load_any(recipe["base"], dtype, device)
     folder = cached_folder(recipe)
     if use_cache and not rebuild and (folder / "config.json").is_file():

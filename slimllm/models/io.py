@@ -10,6 +10,7 @@ folder without slimllm installed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -69,6 +70,25 @@ def _move_into_place(tmp: Path, out: Path) -> None:
     shutil.rmtree(old)
 
 
+def weights_digest(folder: str | os.PathLike[str]) -> str:
+    """sha256 over a folder's weight files (names and bytes, in name order).
+
+    Saved in config.json by `save_pruned`, it tells whether the weights are still the ones the
+    folder's recipe made (a tuned or edited copy is a different model under the same recipe).
+    """
+    root = Path(folder)
+    files = sorted(root.glob("*.safetensors")) or sorted(root.glob("*.bin"))
+    if not files:
+        raise FileNotFoundError(f"{folder} holds no weights (*.safetensors or *.bin)")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode())
+        with path.open("rb") as fh:
+            while chunk := fh.read(1 << 24):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
 def save_pruned(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -79,10 +99,10 @@ def save_pruned(
     """Write a pruned model to `out_dir` atomically and return the path.
 
     The folder holds safetensors weights, the tokenizer, `modeling_slimllm.py` and a config.json
-    with `slimllm = {"format", "layers": [LayerLayout dicts], "record": record}` and an `auto_map`
-    for trust_remote_code loading. Everything is written to a hidden sibling directory that is
-    renamed into place at the end; on any error it is removed and `out_dir` is left as it was.
-    A non-empty `out_dir` raises FileExistsError unless `overwrite=True`.
+    with `slimllm = {"format", "layers": [LayerLayout dicts], "record": record, "weights_sha256"}`
+    and an `auto_map` for trust_remote_code loading. Everything is written to a hidden sibling
+    directory that is renamed into place at the end; on any error it is removed and `out_dir` is
+    left as it was. A non-empty `out_dir` raises FileExistsError unless `overwrite=True`.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -113,6 +133,7 @@ def save_pruned(
         tmp.mkdir()
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
+        entry["weights_sha256"] = weights_digest(tmp)
         _write_slimllm_config(tmp / "config.json", entry, slim_class.__name__)
         shutil.copyfile(modeling_slimllm.__file__, tmp / MODELING_FILE)
         _move_into_place(tmp, out)

@@ -7,6 +7,7 @@ remote code stays byte for byte what that commit wrote.
 
 from __future__ import annotations
 
+import json
 import tarfile
 from pathlib import Path
 
@@ -36,6 +37,12 @@ def _ids() -> torch.Tensor:
     return byte_tokenizer()("pruned models keep working", return_tensors="pt").input_ids
 
 
+def test_old_folder_is_keyed_by_its_weights(old_folder: Path) -> None:
+    """It kept no weights digest, so its recipe cannot vouch for its weights."""
+    identity = of_folder(old_folder)
+    assert set(identity) == {"base", "weights_sha256"} and len(identity["weights_sha256"]) == 64
+
+
 def test_old_folder_opens_with_load_pruned_and_remote_code(old_folder: Path) -> None:
     model, _ = load_pruned(old_folder)
     remote = AutoModelForCausalLM.from_pretrained(old_folder, trust_remote_code=True)
@@ -48,7 +55,8 @@ def test_old_folder_opens_with_load_pruned_and_remote_code(old_folder: Path) -> 
 
 def test_pruning_today_matches_the_old_layout(old_folder: Path, shared_data_dir: Path) -> None:
     """The same recipe pruned by today's package gives the old folder's layouts and weights."""
-    model, _, report = make(of_folder(old_folder), "cpu", str(shared_data_dir))
+    recipe = json.loads((old_folder / "config.json").read_text())["slimllm"]["record"]["recipe"]
+    model, _, report = make(recipe, "cpu", str(shared_data_dir))
     old = load_file(old_folder / "model.safetensors")
     new = model.state_dict()
     assert sorted(old) == sorted(k for k in new if k in old)
