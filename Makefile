@@ -1,6 +1,8 @@
 # Two entry points do all set-up on a fresh machine:
-#   make book   -> virtualenv + pinned deps, run every notebook with papermill, build _build/html
+#   make book   -> virtualenv + pinned deps, build _build/html from the notebooks' committed outputs
 #   make test   -> same set-up, then pytest (unit, integration, nbval over the notebooks)
+# Neither writes into the checkout: `make notebooks` (re-execute in place) and the benchmarks are
+# the only targets that change committed outputs, figures or records.
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -35,10 +37,12 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (slimllm)" >/dev/null
 	touch $@
 
+# nbval re-executes the notebooks: their figure copies go to a scratch folder, not figures/.
 test: setup
 	$(PY) -m ruff check slimllm tests benchmarks
-	$(PY) -m pytest tests --nbval notebooks --nbval-sanitize-with tests/nbval_sanitize.cfg \
-		-p no:cacheprovider
+	scratch=$$(mktemp -d) && SLIMLLM_FIGURES_DIR=$$scratch $(PY) -m pytest tests --nbval notebooks \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider; \
+		status=$$?; rm -rf $$scratch; exit $$status
 
 test-fast: setup
 	$(PY) -m pytest tests -m "not slow and not notebooks"
@@ -46,9 +50,10 @@ test-fast: setup
 notebooks: setup
 	$(PY) -m slimllm.book.run_notebooks --preset cpu --no-progress $(NOTEBOOKS)
 
-# A fresh html folder, so pages of removed notebooks do not linger; -W: a broken link, figure
-# or cross-reference fails the build instead of shipping.
-book: notebooks
+# The book shows the committed outputs (`make test` checks they still reproduce); a fresh html
+# folder, so pages of removed notebooks do not linger; -W: a broken link, figure or
+# cross-reference fails the build instead of shipping.
+book: setup
 	rm -rf _build/html
 	$(VENV)/bin/jupyter-book build . --builder html -W --keep-going
 	$(PY) -m slimllm.book.check_book _build/html

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 from pathlib import Path
@@ -22,9 +23,9 @@ from transformers import (
 )
 
 from slimllm.method.regression import fold_regression
-from slimllm.models import surgery
+from slimllm.models import modeling_slimllm, surgery
 from slimllm.models.adapters import get_adapter
-from slimllm.models.io import load_pruned, save_pruned
+from slimllm.models.io import load_pruned, save_pruned, weights_digest
 from slimllm.models.loaders import byte_tokenizer, tiny_model
 
 IDS = torch.randint(0, 256, (2, 10), generator=torch.Generator().manual_seed(0))
@@ -113,6 +114,24 @@ def test_saved_folder(saved: tuple[Path, nn.Module]) -> None:
         assert tuple(weights.get_tensor("model.layers.1.self_attn.k_proj.weight").shape) == (16, 96)
         assert weights.get_tensor("model.layers.2.mlp.down_proj.bias").shape == (96,)
     assert not any(p.name.startswith(".") for p in out.parent.iterdir())
+    assert raw["weights_sha256"] == weights_digest(out)
+
+
+def test_the_remote_code_is_the_package_file_byte_for_byte(saved: tuple[Path, nn.Module]) -> None:
+    """What trust_remote_code=True runs is exactly this package's modeling_slimllm.py."""
+    out, _ = saved
+    package_copy = Path(modeling_slimllm.__file__).read_bytes()
+    assert (out / "modeling_slimllm.py").read_bytes() == package_copy
+    tree = ast.parse(package_copy)
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert {m.split(".")[0] for m in imported} <= {
+        "__future__",
+        "collections",
+        "typing",
+        "torch",
+        "transformers",
+    }
 
 
 def test_load_pruned_rejects_plain_checkpoint(tmp_path: Path) -> None:
