@@ -4,7 +4,7 @@ Exports a pruned (or dense) model folder to GGUF (f32, f16, q8_0), loads each fi
 llama.cpp through the xllamacpp CPU wheel, and computes perplexity on the first windows of the
 "lineage-128" protocol (the same token stream and windows as slimllm.measure.perplexity), next
 to transformers' number on the same windows. It also checks that llama.cpp tokenizes the whole
-test text exactly as transformers does. One "gguf_agreement" record goes to the results store.
+test text exactly as transformers does. One "gguf_agreement" record goes to the book's results store.
 
 llama.cpp's number: the llama.cpp server reports no log-probs for prompt tokens, so each target
 token is forced with a logit bias and its log-prob read from the raw (pre-sampler) logits that
@@ -114,6 +114,9 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=64)
     parser.add_argument("--types", default=",".join(GGUF_TYPES))
     parser.add_argument("--dataset", default="wikitext2")
+    parser.add_argument(
+        "--replace", action="store_true", help="replace a stored record whose numbers differ"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     types = args.types.split(",")
@@ -182,12 +185,13 @@ def main() -> None:
         "windows": args.windows,
         "types": types,
     }
-    record = Store().put(
+    record = Store.book().put(
         "gguf_agreement",
         config,
         result,
-        {"threads": 1, "runtime": f"xllamacpp {xlc.__version__}"},
-        time.perf_counter() - start,
+        settings={"threads": 1, "runtime": f"xllamacpp {xlc.__version__}"},
+        seconds=time.perf_counter() - start,
+        replace=args.replace,
     )
     print(json.dumps(result, indent=1))
     print(f"record {record.path}")
