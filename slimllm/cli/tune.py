@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     model, tokenizer = load_any(args.model, "float32", device)
     slim = getattr(model.config, "slimllm", None)
     record = dict(slim["record"]) if slim else {"model": args.model}
-    model, report = tune(model, tokenizer, config, args.data_dir, device, log=print)
+    model, report = tune(model, tokenizer, config, data_dir=args.data_dir, device=device, log=print)
     if "tune" in record:
         record["earlier_tunes"] = [*record.get("earlier_tunes", []), record["tune"]]
     record["tune"] = report.to_dict()

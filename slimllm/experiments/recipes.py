@@ -192,7 +192,9 @@ def make(
     if "tune" in recipe:
         config = tune_config(recipe)
         model, tokenizer = build(untuned(recipe), "float32", device, data_dir, progress=progress)
-        model, tuning = tune(model, tokenizer, config, data_dir, device, progress)
+        model, tuning = tune(
+            model, tokenizer, config, data_dir=data_dir, device=device, progress=progress
+        )
         return model, tokenizer, {"tune": tuning.to_dict()}
 
     prune_dtype = recipe.get("prune_dtype", "float32")

@@ -22,13 +22,14 @@ import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from typing_extensions import Unpack
 
 from slimllm.data import alpaca
 from slimllm.data.alpaca import IGNORE_INDEX, Example
@@ -444,15 +445,22 @@ def train_lora(
     return peft_model, report
 
 
+class TrainOptions(TypedDict, total=False):
+    """How a training run goes, as :func:`train_lora` takes it after the model and config."""
+
+    data_dir: str | os.PathLike[str] | None
+    device: str | torch.device | None
+    progress: bool
+    log: Callable[[str], None] | None
+    #: Alpaca records to train on instead of the data folder's (tests, custom corpora).
+    records: Sequence[dict[str, Any]] | None
+
+
 def tune(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     config: TuneConfig | None = None,
-    data_dir: str | os.PathLike[str] | None = None,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-    log: Callable[[str], None] | None = None,
-    records: Sequence[dict[str, Any]] | None = None,
+    **options: Unpack[TrainOptions],
 ) -> tuple[PreTrainedModel, TuneReport]:
     """LoRA recovery of `model` (:func:`train_lora`), the LoRA merged into its weights.
 
@@ -463,9 +471,7 @@ def tune(
     # peft freezes every base weight; the caller's model gets its own flags back afterwards.
     flags = [(p, p.requires_grad) for p in model.parameters()]
     try:
-        peft_model, report = train_lora(
-            model, tokenizer, config, data_dir, device, progress, log, records
-        )
+        peft_model, report = train_lora(model, tokenizer, config, **options)
         merged = peft_model.merge_and_unload()
     finally:
         _restore(flags)
