@@ -4,7 +4,8 @@ Exports a pruned (or dense) model folder to GGUF (f32, f16, q8_0), loads each fi
 llama.cpp through the xllamacpp CPU wheel, and computes perplexity on the first windows of the
 "lineage-128" protocol (the same token stream and windows as slimllm.measure.perplexity), next
 to transformers' number on the same windows. It also checks that llama.cpp tokenizes the whole
-test text exactly as transformers does. One "gguf_agreement" record goes to the book's results store.
+test text exactly as transformers does. One "gguf_agreement" record goes to the book's results
+store.
 
 llama.cpp's number: the llama.cpp server reports no log-probs for prompt tokens, so each target
 token is forced with a logit bias and its log-prob read from the raw (pre-sampler) logits that
