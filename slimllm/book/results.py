@@ -1,0 +1,576 @@
+"""The Results pages' tables, figures and sentences, one call each, all read from the store.
+
+Every number a page shows comes from a record (its key is kept with it, `numbers` lists them)
+or, labelled as such, from the paper (`slimllm.experiments.paper`). A cell whose record is not
+in the store yet reads "not run yet" and the page lists the command that measures it. The
+pages call these with the store of their `results_dir` parameter (None: the book's results/,
+or $SLIMLLM_RESULTS_DIR, which the smoke preset points at an empty scratch folder).
+
+    python -m slimllm.book.results --readme     # the README's headline table, from the records
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from IPython.display import HTML, Markdown
+
+from slimllm.book import report
+from slimllm.experiments import claims, paper, tables
+from slimllm.experiments.paper import PaperRow
+from slimllm.experiments.store import Record, Store
+from slimllm.experiments.tables import COLUMN_NAMES, Cell, Evidence, Spec
+
+NOT_RUN = "not run yet"
+
+
+def evidence(results_dir: str | None = None) -> Evidence:
+    """The book's store (or `results_dir`), read once per kind."""
+    return Evidence(Store.book(results_dir))
+
+
+@dataclass
+class Row:
+    """One table row as read: the spec, our cells, the dense row's cells, each seed's cell."""
+
+    spec: Spec
+    cells: dict[str, Cell | None]
+    dense: dict[str, Cell | None]
+    seeds: dict[str, list[Cell]]
+    refusal: Record | None
+
+
+def read(ev: Evidence, specs: Sequence[Spec], columns: Sequence[str]) -> list[Row]:
+    """Each spec's cells, its model's dense cells, and the seed runs of its columns."""
+    out = []
+    for spec in specs:
+        dense = ev.row(tables.recipe("dense", base=spec.recipe["base"]))
+        seeds = {c: ev.seeds(spec.recipe, c) for c in columns}
+        out.append(Row(spec, ev.row(spec.recipe), dense, seeds, ev.refusal(spec.recipe)))
+    return out
+
+
+def numbers(rows: Sequence[Row]) -> list[tuple[str, str, float, str]]:
+    """Every number of our side of a table: (row, column, value, record key)."""
+    found = []
+    for row in rows:
+        for column, cell in row.cells.items():
+            if cell is not None:
+                found.append((row.spec.label, column, cell.value, cell.record))
+        for column, seeds in row.seeds.items():
+            found += [(row.spec.label, f"{column} seed", c.value, c.record) for c in seeds]
+    return found
+
+
+def _value(cell: Cell | None, column: str) -> str:
+    if cell is None:
+        return NOT_RUN
+    if column == "achieved":
+        return f"{cell.value:.1f} %"
+    digits = 1 if tables.lower_is_better(column) else 2
+    return f"{cell.value:.{digits}f} ±{cell.half:.{digits}f}"
+
+
+def _change(value: float | None, base: float | None) -> str:
+    if value is None or base is None:
+        return ""
+    return f"{value / base - 1:+.0%}"
+
+
+def _seeds(cells: list[Cell], column: str) -> str:
+    if len(cells) < 2:
+        return ""
+    digits = 1 if tables.lower_is_better(column) else 2
+    values = [c.value for c in cells]
+    return f"{len(cells)} seeds: {min(values):.{digits}f}–{max(values):.{digits}f}"
+
+
+def frame(rows: Sequence[Row], columns: Sequence[str], model: str = "SmolLM2-135M") -> pd.DataFrame:
+    """Ours (± the 95 % interval, seed range where run) and the change relative to our dense
+    model, beside the paper's value and its change relative to the paper's dense model."""
+    records = []
+    for row in rows:
+        entry: dict[str, str] = {"": row.spec.group, "row": row.spec.label}
+        entry["achieved"] = (
+            "" if "prune" not in row.spec.recipe else _value(row.cells["achieved"], "achieved")
+        )
+        refused = row.refusal
+        for column in columns:
+            name = COLUMN_NAMES[column]
+            cell = row.cells[column]
+            base = row.dense[column]
+            if refused is not None:
+                entry[f"{name} ({model})"] = f"refused: {refused.result.get('error', '?')}"
+                entry[f"{name} Δ dense"] = ""
+            else:
+                text = _value(cell, column)
+                spread = _seeds(row.seeds.get(column, []), column)
+                entry[f"{name} ({model})"] = f"{text} ({spread})" if spread else text
+                entry[f"{name} Δ dense"] = _change(
+                    None if cell is None else cell.value, None if base is None else base.value
+                )
+            if row.spec.paper is not None or any(r.spec.paper for r in rows):
+                found = None if row.spec.paper is None else row.spec.paper.values.get(column)
+                entry[f"{name} (paper)"] = "" if found is None else f"{found:g}"
+                entry[f"{name} paper Δ dense"] = (
+                    ""
+                    if row.spec.paper is None
+                    else _change(found, _paper_base(row.spec.paper, column))
+                )
+        if any(r.spec.paper for r in rows):
+            entry["paper's row"] = "" if row.spec.paper is None else row.spec.paper.label
+        records.append(entry)
+    return pd.DataFrame.from_records(records).set_index(["", "row"])
+
+
+def _paper_base(row: PaperRow, column: str) -> float | None:
+    return paper.dense(row.table).values.get(column)
+
+
+def task_frame(rows: Sequence[Row]) -> pd.DataFrame:
+    """The seven tasks and their mean (ours, ± 1.96 standard errors) of each row."""
+    columns = [c for c in tables.columns() if c not in tables.PPL_COLUMNS]
+    records = []
+    for row in rows:
+        entry = {"": row.spec.group, "row": row.spec.label}
+        for column in columns:
+            entry[COLUMN_NAMES[column]] = _value(row.cells[column], column)
+        records.append(entry)
+    return pd.DataFrame.from_records(records).set_index(["", "row"])
+
+
+def missing(rows: Sequence[Row], columns: Sequence[str]) -> Markdown:
+    """Which rows lack which cells, and the command that measures them."""
+    by_command: dict[str, list[str]] = {}
+    for row in rows:
+        if row.refusal is not None:
+            continue
+        lacking = [COLUMN_NAMES[c] for c in columns if row.cells[c] is None]
+        if lacking:
+            by_command.setdefault(tables.COMMANDS[row.spec.command], []).append(
+                f"{row.spec.group} {row.spec.label} ({', '.join(lacking)})"
+            )
+    if not by_command:
+        return Markdown("Every cell of this table has its record.")
+    lines = [
+        f"- {NOT_RUN}: {'; '.join(labels)}. Command: `{command}`"
+        for command, labels in by_command.items()
+    ]
+    return Markdown("**Cells not run yet**\n\n" + "\n".join(lines))
+
+
+def refusals(rows: Sequence[Row]) -> Markdown:
+    """The methods that refused a model, with the stored error."""
+    lines = [
+        f"- {row.spec.group} {row.spec.label}: {row.refusal.result.get('error', '?')}: "
+        f"{row.refusal.result.get('message', '')} (record `{row.refusal.key}`)"
+        for row in rows
+        if row.refusal is not None
+    ]
+    return Markdown("\n".join(lines) if lines else "No method refused a model.")
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def _empty(ax: Any, what: str) -> None:
+    ax.text(0.5, 0.5, f"{what}: {NOT_RUN}", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def relative_figure(rows: Sequence[Row], title: str, model: str = "SmolLM2-135M") -> None:
+    """WikiText-2 perplexity and zero-shot mean relative to dense: ours beside the paper's."""
+    fig, axes = report.figure(ncols=2, width=11, height=0.45 * max(len(rows), 4) + 1.2)
+    for ax, column, label in (
+        (axes[0], "wikitext2", "WikiText-2 perplexity / dense (log scale)"),
+        (axes[1], "mean", "zero-shot mean / dense"),
+    ):
+        names, ours, theirs = [], [], []
+        for row in rows:
+            cell, base = row.cells[column], row.dense[column]
+            if cell is None or base is None or "prune" not in row.spec.recipe:
+                continue
+            names.append(f"{row.spec.group} {row.spec.label}")
+            ours.append(cell.value / base.value)
+            found = None if row.spec.paper is None else row.spec.paper.values.get(column)
+            base_paper = None if row.spec.paper is None else _paper_base(row.spec.paper, column)
+            theirs.append(math.nan if found is None or base_paper is None else found / base_paper)
+        if not names:
+            _empty(ax, label)
+            continue
+        y = range(len(names))
+        ax.barh([i - 0.2 for i in y], ours, 0.4, label=model)
+        ax.barh([i + 0.2 for i in y], theirs, 0.4, label="the paper (LLaMA-7B etc.)")
+        ax.set_yticks(list(y), names)
+        ax.invert_yaxis()
+        ax.axvline(1.0, color="gray", lw=0.8)
+        if column == "wikitext2":
+            ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.legend(loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    report.show(fig)
+
+
+# --- verdicts -------------------------------------------------------------------------------
+
+
+def verdict_lines(results_dir: str | None, keys: Sequence[str]) -> Markdown:
+    """The verdicts of the named claims, as sentences computed from the store."""
+    ev = evidence(results_dir)
+    chosen = [claim(ev) for claim in claims.CLAIMS]
+    lines = [
+        f"- **{v.claim}** Verdict: **{v.verdict}**. {v.sentence} (records: "
+        f"{', '.join(f'`{k}`' for k in v.records) or 'none'})"
+        for v in chosen
+        if v.key in keys
+    ]
+    return Markdown("\n".join(lines))
+
+
+# --- the pages ------------------------------------------------------------------------------
+
+TABLE1_COLUMNS = ("wikitext2", "ptb", "mean")
+ABLATION_COLUMNS = ("wikitext2", "ptb", "mean")
+
+
+def table1_rows(results_dir: str | None = None) -> list[Row]:
+    """Table 1: dense and every method at 20 % and 50 %, SlimLLM and LLM-Pruner tuned."""
+    return read(evidence(results_dir), tables.table1_specs(), tables.columns())
+
+
+def first_sentences(results_dir: str | None = None) -> Markdown:
+    """Where SlimLLM is not first, and whether seed noise could change the 50 % order: the
+    `table1` record's rows, in sentences written by `slimllm.experiments.tables`."""
+    store = Store.book(results_dir)
+    found = sorted(store.records("table1"), key=lambda r: r.environment.get("measured_at", ""))
+    if not found:
+        return Markdown(f"The `table1` record is {NOT_RUN} (`{tables.COMMANDS['table1']}`).")
+    rows = found[-1].result["rows"]
+    lines = [f"- {s}" for s in tables.not_first(rows)]
+    for column in TABLE1_COLUMNS:
+        lines += [f"- {s}" for s in tables.seed_sentences(rows, column)]
+    return Markdown(f"From the `table1` record `{found[-1].key}`:\n\n" + "\n".join(lines))
+
+
+def flap_rows(results_dir: str | None = None) -> list[Row]:
+    """FLAP at 50 % in our harness and closer to its authors' set-up."""
+    return read(evidence(results_dir), tables.flap_specs(), TABLE1_COLUMNS)
+
+
+def ablation_rows(table: int, results_dir: str | None = None) -> list[Row]:
+    """The rows of Table 4, 5, 6 or 7 (SmolLM2, seeds 42-44 where run)."""
+    specs = {
+        4: tables.table4_specs,
+        5: tables.table5_specs,
+        6: tables.table6_specs,
+        7: tables.table7_specs,
+    }[table]()
+    return read(evidence(results_dir), specs, ABLATION_COLUMNS)
+
+
+def other_model_rows(results_dir: str | None = None) -> list[Row]:
+    """Tables 2, 8 and 9: Gemma-3-270M and SmolLM2 at fractions of the decoder."""
+    return read(evidence(results_dir), tables.other_model_specs(), TABLE1_COLUMNS)
+
+
+def paper_frame(table: int) -> pd.DataFrame:
+    """One of the paper's tables as printed there (the paper's numbers, not ours)."""
+    rows = paper.TABLES[table]
+    return pd.DataFrame.from_records(
+        [
+            {
+                "model": r.model,
+                "ratio": f"{r.ratio:.0%}",
+                "row": f"{r.method} {r.setting}".strip() + (" w/ tune" if r.tuned else ""),
+                **{COLUMN_NAMES.get(k, k): v for k, v in r.values.items()},
+            }
+            for r in rows
+        ]
+    ).set_index(["model", "ratio", "row"])
+
+
+def retention_figure(rows: Sequence[Row]) -> None:
+    """Tables 2/8/9: WikiText-2 perplexity relative to each model's dense, per model."""
+    fig, ax = report.figure(width=9, height=3.8)
+    bases = sorted({r.spec.group for r in rows})
+    names = sorted({r.spec.label for r in rows if "prune" in r.spec.recipe})
+    plotted = False
+    for j, base in enumerate(bases):
+        values = []
+        for name in names:
+            row = next((r for r in rows if r.spec.group == base and r.spec.label == name), None)
+            cell = None if row is None else row.cells["wikitext2"]
+            dense = None if row is None else row.dense["wikitext2"]
+            values.append(math.nan if cell is None or dense is None else cell.value / dense.value)
+        plotted |= any(not math.isnan(v) for v in values)
+        width = 0.8 / len(bases)
+        ax.bar(
+            [i + (j - (len(bases) - 1) / 2) * width for i in range(len(names))],
+            values,
+            width,
+            label=base,
+        )
+    if not plotted:
+        _empty(ax, "WikiText-2 relative to dense")
+    else:
+        ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+        ax.set_yscale("log")
+        ax.set_ylabel("WikiText-2 perplexity / dense")
+        ax.legend()
+    ax.set_title("Loss relative to each model's dense (ratios of the decoder)")
+    fig.tight_layout()
+    report.show(fig)
+
+
+# --- Table 3 --------------------------------------------------------------------------------
+
+
+def _quartiles(timing: dict[str, float], scale: float, digits: int) -> str:
+    """ "median (q1-q3)" of a latency entry, scaled (1e3: milliseconds)."""
+    median, q1, q3 = (scale * timing[k] for k in ("median", "q1", "q3"))
+    return f"{median:.{digits}f} ({q1:.{digits}f}-{q3:.{digits}f})"
+
+
+def latency_frame(results_dir: str | None = None) -> pd.DataFrame:
+    """Table 3: prefill and decode medians (quartiles) and ratios to dense, beside the paper's."""
+    ev = evidence(results_dir)
+    found = [r for r in ev.records("latency") if "dense" in r.result.get("models", {})]
+    if not found:
+        return pd.DataFrame({"latency": [f"{NOT_RUN} (`{tables.COMMANDS['table3']}`)"]})
+    rec = max(found, key=lambda r: r.result["spec"]["new_tokens"])
+    models = rec.result["models"]
+    tokens = rec.result["spec"]["new_tokens"]
+    theirs = {r.ratio: r.values for r in paper.TABLE3}
+    records = []
+    for name, m in models.items():
+        ratio = 0.0 if name == "dense" else float(name.split()[1].rstrip("%")) / 100
+        p = theirs.get(ratio) if "round" not in name else None
+        records.append(
+            {
+                "model": name,
+                "params (M)": f"{m['parameters']['total'] / 1e6:.1f}",
+                "prefill (ms)": _quartiles(m["prefill"], 1e3, 0),
+                f"decode {tokens} tok (s)": _quartiles(m["decode"], 1.0, 2),
+                "prefill / dense": f"{m['ratios']['prefill_time']:.3f}",
+                "decode / dense": f"{m['ratios']['decode_time']:.3f}",
+                "FLOPs prefill / dense": f"{m['ratios']['prefill_flops']:.3f}",
+                "paper params (B)": "" if p is None else f"{p['params_b']:g}",
+                "paper prefill (s)": "" if p is None else f"{p['prefill_s']:g}",
+                "paper decode 256 tok (s)": "" if p is None else f"{p['decode_s']:g}",
+                "paper prefill / dense": ""
+                if p is None
+                else f"{p['prefill_s'] / theirs[0.0]['prefill_s']:.3f}",
+                "paper decode / dense": ""
+                if p is None
+                else f"{p['decode_s'] / theirs[0.0]['decode_s']:.3f}",
+                "record": rec.key,
+            }
+        )
+    return pd.DataFrame.from_records(records).set_index("model")
+
+
+def latency_figure(results_dir: str | None = None) -> None:
+    """Time ratios to dense of prefill and decode, ours beside the paper's, and the FLOP ratio."""
+    ev = evidence(results_dir)
+    found = [r for r in ev.records("latency") if "dense" in r.result.get("models", {})]
+    fig, ax = report.figure(width=8, height=3.6)
+    if not found:
+        _empty(ax, "latency")
+    else:
+        rec = max(found, key=lambda r: r.result["spec"]["new_tokens"])
+        models = {k: v for k, v in rec.result["models"].items() if "round" not in k}
+        theirs = {r.ratio: r.values for r in paper.TABLE3}
+        names = list(models)
+        x = range(len(names))
+        ax.bar(
+            [i - 0.3 for i in x],
+            [models[n]["ratios"]["prefill_time"] for n in names],
+            0.2,
+            label="prefill, ours",
+        )
+        ax.bar(
+            [i - 0.1 for i in x],
+            [models[n]["ratios"]["decode_time"] for n in names],
+            0.2,
+            label="decode, ours",
+        )
+        ax.bar(
+            [i + 0.1 for i in x],
+            [models[n]["ratios"]["prefill_flops"] for n in names],
+            0.2,
+            label="prefill FLOPs, ours",
+        )
+        paper_prefill = [
+            theirs[0.0 if n == "dense" else float(n.split()[1].rstrip("%")) / 100]["prefill_s"]
+            / theirs[0.0]["prefill_s"]
+            for n in names
+        ]
+        ax.bar(
+            [i + 0.3 for i in x], paper_prefill, 0.2, label="prefill, the paper (LLaMA-7B, V100)"
+        )
+        ax.set_xticks(list(x), names)
+        ax.set_ylabel("relative to dense")
+        ax.legend(fontsize=7)
+    ax.set_title("Table 3: time and FLOPs relative to dense")
+    fig.tight_layout()
+    report.show(fig)
+
+
+# --- claims and cost ------------------------------------------------------------------------
+
+
+def claims_table(results_dir: str | None = None) -> HTML:
+    """Every claim, its verdict, the numbers behind it, its records and a link to its page."""
+    found = claims.verdicts(Store.book(results_dir))
+    body = []
+    for v in found:
+        link = f'<a href="{v.page}.html">{html.escape(v.page.lstrip("./"))}</a>'
+        keys = ", ".join(f"<code>{k}</code>" for k in v.records) or "none"
+        body.append(
+            f"<tr><td>{html.escape(v.claim)}</td><td><b>{v.verdict}</b></td>"
+            f"<td>{html.escape(v.sentence)}</td><td>{keys}</td>"
+            f"<td><code>{html.escape(v.command)}</code></td><td>{link}</td></tr>"
+        )
+    head = "".join(
+        f"<th>{h}</th>" for h in ("claim", "verdict", "numbers", "records", "command", "page")
+    )
+    return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+
+
+def claims_figure(results_dir: str | None = None) -> None:
+    """How many claims have each verdict."""
+    found = claims.verdicts(Store.book(results_dir))
+    counts = [sum(v.verdict == name for v in found) for name in claims.VERDICTS]
+    fig, ax = report.figure(width=7, height=2.8)
+    ax.barh(list(claims.VERDICTS), counts)
+    ax.invert_yaxis()
+    ax.set_xlabel("claims")
+    ax.set_title(f"Verdicts of the paper's {len(found)} claims on SmolLM2-135M")
+    fig.tight_layout()
+    report.show(fig)
+
+
+def cost_frame(results_dir: str | None = None) -> pd.DataFrame:
+    """Pruning time and memory of every method (`prune_cost` records with a method field)."""
+    ev = evidence(results_dir)
+    records = [
+        {
+            "method": r.result["method"],
+            "ratio": f"{r.result['target']:.0%}",
+            "achieved": f"{100 * r.result['achieved']:.1f} %",
+            "pruning (s)": f"{r.result['seconds']:.1f}",
+            "tokenising (s)": f"{r.result['calibration_tokenize_seconds']:.1f}",
+            "peak RSS (MiB)": f"{r.result['peak_rss_mib']:.0f}",
+            "over loaded (MiB)": f"{r.result['peak_over_loaded_mib']:+.0f}",
+            "threads": r.result["threads"],
+            "record": r.key,
+        }
+        for r in ev.records("prune_cost")
+        if "method" in r.result
+    ]
+    if not records:
+        return pd.DataFrame(
+            {"prune_cost": [f"{NOT_RUN} (`python benchmarks/prune_cost_methods.py`)"]}
+        )
+    order = {m: i for i, m in enumerate(tables.TABLE1_METHODS)}
+    records.sort(key=lambda e: (e["ratio"], order.get(e["method"], 99)))
+    return pd.DataFrame.from_records(records).set_index(["ratio", "method"])
+
+
+def cost_figure(results_dir: str | None = None) -> None:
+    """Pruning seconds and peak memory over the loaded model, per method and ratio."""
+    frame_ = cost_frame(results_dir)
+    fig, axes = report.figure(ncols=2, width=10, height=3.4)
+    if "pruning (s)" not in frame_:
+        _empty(axes[0], "prune_cost")
+        _empty(axes[1], "prune_cost")
+    else:
+        for ax, column in zip(axes, ("pruning (s)", "over loaded (MiB)"), strict=True):
+            for ratio, part in frame_.groupby(level="ratio"):
+                values = part[column].astype(float)
+                ax.plot(part.index.get_level_values("method"), values, marker="o", label=str(ratio))
+            ax.set_ylabel(column)
+            ax.tick_params(axis="x", rotation=30)
+            ax.legend(title="ratio")
+    fig.suptitle("Cost of pruning SmolLM2-135M on this CPU")
+    fig.tight_layout()
+    report.show(fig)
+
+
+def eval_speed_lines(results_dir: str | None = None) -> Markdown:
+    """What the `eval_speed` record says about the cost of scoring and the dtype."""
+    ev = evidence(results_dir)
+    found = ev.records("eval_speed")
+    if not found:
+        return Markdown(
+            f"The `eval_speed` record is {NOT_RUN} (`python benchmarks/eval_speed.py`)."
+        )
+    rec = found[-1]
+    lines = []
+    for dtype, entry in rec.result["dtypes"].items():
+        lines.append(
+            f"- {dtype}: `perplexity` {entry['perplexity']['ms_per_token']:.3f} ms per token "
+            f"against a bare forward's {entry['bare_forward']['ms_per_token']:.3f} "
+            f"({entry['perplexity_over_bare']:.2f} of its speed)"
+        )
+    cpu = rec.result["cpu"]["model"]
+    return Markdown(
+        f"Record `{rec.key}` ({cpu}, {rec.result['threads']} threads):\n\n" + "\n".join(lines)
+    )
+
+
+# --- README ---------------------------------------------------------------------------------
+
+#: The README's five headline rows: (label, method, ratio, tuned).
+HEADLINE = (
+    ("dense SmolLM2-135M", "dense", 0.0, False),
+    ("SlimLLM 20 %", "slimllm", 0.2, False),
+    ("SlimLLM 20 %, LoRA `cpu`", "slimllm", 0.2, True),
+    ("SlimLLM 50 %", "slimllm", 0.5, False),
+    ("LLM-Pruner 50 %", "llm-pruner", 0.5, False),
+)
+
+
+def readme_table(store: Store) -> str:
+    """The README's headline table (Markdown), computed from `store`."""
+    ev = Evidence(store)
+    lines = [
+        "| model | WikiText-2 | PTB | zero-shot mean | the paper's LLaMA-7B (WikiText-2, mean) |",
+        "|---|---|---|---|---|",
+    ]
+    for label, method, ratio, tuned in HEADLINE:
+        row = ev.row(tables.recipe(method, ratio, tuned))
+        values = [_value(row[c], c) for c in TABLE1_COLUMNS]
+        name = {"slimllm": "SlimLLM", "llm-pruner": "LLM-Pruner", "dense": "dense"}[method]
+        try:
+            theirs = paper.find(1, name, ratio, tuned).values
+            quoted = f"{theirs['wikitext2']:g}, {theirs['mean']:g}"
+        except KeyError:
+            quoted = ""
+        lines.append(f"| {label} | {' | '.join(values)} | {quoted} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readme", action="store_true", help="print the README's headline table")
+    parser.add_argument("--results-dir", default=None, help="default: the book's results/")
+    args = parser.parse_args(argv)
+    if not args.readme:
+        parser.error("nothing to do: pass --readme")
+    print(readme_table(Store.book(args.results_dir)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
