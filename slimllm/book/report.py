@@ -26,12 +26,12 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from slimllm.experiments.store import Record
-
 # tqdm.auto warns on stderr (compared by nbval) when it is first imported in a kernel without
 # ipywidgets; importing this module first, as the set-up cells do, silences it for good.
 warnings.filterwarnings("ignore", message="IProgress not found")
 
+# After the filter: the store's imports load tqdm.auto.
+from slimllm.experiments.store import Record  # noqa: E402
 
 FIGURES_ENV = "SLIMLLM_FIGURES_DIR"
 
@@ -108,12 +108,9 @@ def png_bytes(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def show(fig: Figure, name: str | None = None) -> None:
-    """Display `fig` as an image/png output of the running cell, and close it.
-
-    With `name`, the same PNG is also written to figures/<name>.png (see :func:`figures_dir`).
-    Outside IPython the figure is only saved (when named) and closed.
-    """
+def save(fig: Figure, name: str | None = None) -> bytes:
+    """The figure's PNG, written to figures/<name>.png when named (see :func:`figures_dir`);
+    the figure is closed."""
     data = png_bytes(fig)
     plt.close(fig)
     if name is not None:
@@ -122,6 +119,16 @@ def show(fig: Figure, name: str | None = None) -> None:
         staged = target.with_name(f".{target.name}.tmp")
         staged.write_bytes(data)
         os.replace(staged, target)
+    return data
+
+
+def show(fig: Figure, name: str | None = None) -> None:
+    """Display `fig` as an image/png output of the running cell, and close it.
+
+    With `name`, the same PNG is also written to figures/<name>.png (see :func:`figures_dir`).
+    Outside IPython the figure is only saved (when named) and closed.
+    """
+    data = save(fig, name)
     try:
         from IPython import get_ipython
         from IPython.display import Image, display

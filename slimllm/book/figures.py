@@ -1,0 +1,153 @@
+"""The notebooks' figures: one call each, glued into the page as a numbered MyST figure.
+
+    fig = figures.layer_similarity(per_sample)
+    figures.glue_figure("07_similarity", fig)   # then ```{glue:figure} 07_similarity``` in markdown
+
+Each builder takes the numbers a notebook computed (or read from a record) and returns a
+matplotlib figure in the book's style; :func:`glue_figure` stores it (figures/<name>.png, see
+`report.save`) and glues the PNG for a `{glue:figure}` directive, which numbers and captions it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+import torch
+from IPython.display import Image
+from matplotlib.figure import Figure
+from myst_nb import glue
+
+from slimllm.book import report
+
+
+def glue_figure(name: str, fig: Figure) -> None:
+    """Save `fig` as figures/<name>.png and glue it under `name` (shown where the page says)."""
+    glue(name, Image(data=report.save(fig, name), format="png"), display=False)
+
+
+def _layer_axis(ax: object, num_layers: int) -> None:
+    ax.set_xticks(range(0, num_layers, 2), range(0, num_layers, 2))  # type: ignore[attr-defined]
+
+
+def layer_similarity(per_sample: torch.Tensor) -> Figure:
+    """Box per layer of cos(X_i, X_i+1) over calibration windows, with the mean on top."""
+    num_layers, windows = per_sample.shape
+    fig, ax = report.figure(width=8.0, height=3.4)
+    ax.boxplot(per_sample.T.numpy(), positions=range(num_layers), widths=0.6, showfliers=False)
+    ax.plot(range(num_layers), per_sample.mean(dim=1), marker="o", ms=3, lw=1,
+            label="mean (the pruner's $s_i$)")
+    ax.set(xlabel="layer", ylabel="$\\cos(X_i, X_{i+1})$",
+           title=f"input/output similarity per layer over {windows} calibration windows")
+    _layer_axis(ax, num_layers)
+    ax.legend()
+    return fig
+
+
+def ratio_profiles(
+    left: Mapping[str, torch.Tensor], right: Mapping[str, torch.Tensor],
+    titles: tuple[str, str], cap: float,
+) -> Figure:
+    """Two panels of per-layer ratios (e.g. several alpha, several K), with the clamp dotted."""
+    fig, axes = report.figure(ncols=2, width=10.0, height=3.4, sharey=True)
+    for ax, curves, title in zip(axes, (left, right), titles, strict=True):
+        for label, ratios in curves.items():
+            ax.plot(range(ratios.numel()), ratios, marker="o", ms=3, label=label)
+        ax.axhline(cap, color="gray", lw=0.8, ls=":")
+        ax.set(xlabel="layer", title=title)
+        ax.legend()
+    axes[0].set_ylabel("layer ratio $r_i$")
+    return fig
+
+
+def target_gap(curve: pd.DataFrame, recorded: Mapping[float, float], tolerance: float) -> Figure:
+    """Achieved minus target (points) of the solver over targets, and of recorded pruning runs."""
+    fig, ax = report.figure(width=6.4, height=3.4)
+    ax.plot(curve.index, (curve["achieved"] - curve.index) * 100, marker="o", label="solver")
+    ax.plot(list(recorded), [(v - t) * 100 for t, v in recorded.items()], "x", ms=9, mew=2,
+            label="recorded pruning runs")
+    ax.axhspan(-tolerance * 100, tolerance * 100, color="gray", alpha=0.15, label="tolerance")
+    ax.set(xlabel="target ratio", ylabel="achieved - target (points)", title="meeting the target")
+    ax.legend()
+    return fig
+
+
+def clamp_profiles(curves: Mapping[str, torch.Tensor], cap: float, title: str) -> Figure:
+    """Per-layer ratios of several solutions (the first dashed), the clamp dotted."""
+    fig, ax = report.figure(width=7.5, height=3.4)
+    for i, (label, ratios) in enumerate(curves.items()):
+        ax.plot(range(ratios.numel()), ratios, ls="--" if i == 0 else "-",
+                marker="." if i == 0 else "os"[i % 2], ms=3, label=label)
+    ax.axhline(cap, color="gray", lw=0.8, ls=":")
+    ax.set(xlabel="layer", ylabel="layer ratio", title=title)
+    ax.legend()
+    return fig
+
+
+def per_layer_lines(
+    frame: pd.DataFrame, columns: Mapping[str, str], ylabel: str, title: str,
+    reference: float | None = None,
+) -> Figure:
+    """One line per column of a per-layer frame (index: layer), `columns` maps column -> label."""
+    fig, ax = report.figure(width=7.0, height=3.4)
+    for marker, (column, label) in zip("os^v", columns.items(), strict=False):
+        ax.plot(frame.index, frame[column], marker=marker, ms=3, label=label)
+    if reference is not None:
+        ax.axhline(reference, color="gray", lw=0.8)
+    ax.set(xlabel="layer", ylabel=ylabel, title=title)
+    ax.legend()
+    return fig
+
+
+def quantile_bands(bands: Mapping[str, pd.DataFrame], references: Mapping[str, float]) -> Figure:
+    """2 x 2 panels of per-layer quantile bands (5-95 %, 25-75 %, median) of four coefficients.
+
+    `bands` maps a panel title to a frame indexed by layer with quantile columns 0.05 ... 0.95.
+    """
+    fig, axes = report.figure(ncols=2, nrows=2, width=9.5, height=5.6, sharex=True)
+    for ax, (title, q) in zip(axes.flat, bands.items(), strict=True):
+        ax.fill_between(q.index, q[0.05], q[0.95], alpha=0.25, label="5-95 %")
+        ax.fill_between(q.index, q[0.25], q[0.75], alpha=0.45, label="25-75 %")
+        ax.plot(q.index, q[0.5], lw=1.2, label="median")
+        ax.axhline(references[title], color="gray", lw=0.8)
+        ax.set(title=title)
+    for ax in axes[1]:
+        ax.set_xlabel("layer")
+    axes[0, 0].legend(loc="lower left")
+    return fig
+
+
+def before_after(
+    panels: Mapping[str, Mapping[str, tuple[pd.Series, pd.Series]]], ylabel: str
+) -> Figure:
+    """Panels (title -> label -> (before, after)), log scale: dashed before, solid after."""
+    fig, axes = report.figure(ncols=len(panels), width=9.5, height=3.4, sharey=True)
+    for ax, (title, series) in zip(axes, panels.items(), strict=True):
+        for k, (label, (before, after)) in enumerate(series.items()):
+            color = report.COLORS[k]
+            ax.plot(before.index, before, marker="o", ms=3, color=color, ls="--",
+                    label=f"{label} before")
+            ax.plot(after.index, after, marker="o", ms=3, color=color, label=f"{label} after")
+        ax.set(yscale="log", xlabel="layer", title=title)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend()
+    return fig
+
+
+def grouped_bars(
+    frame: pd.DataFrame, columns: Sequence[str], baseline: str, ylabel: str, title: str,
+    log: bool = False,
+) -> Figure:
+    """Bars of `columns` for every row but `baseline`, whose values are dotted lines."""
+    fig, ax = report.figure(width=6.4, height=3.2)
+    names = [n for n in frame.index if n != baseline]
+    width = 0.8 / len(columns)
+    for k, column in enumerate(columns):
+        offset = (k - (len(columns) - 1) / 2) * width
+        ax.bar([i + offset for i in range(len(names))], frame.loc[names, column], width,
+               label=column)
+        ax.axhline(frame.loc[baseline, column], color=report.COLORS[k], lw=0.8, ls=":")
+    ax.set_xticks(range(len(names)), names, rotation=10)
+    ax.set(ylabel=ylabel, title=title, yscale="log" if log else "linear")
+    ax.legend()
+    return fig
