@@ -32,6 +32,9 @@ def test_notebook_runs_in_smoke_preset(
     nb = nbformat.read(executed, as_version=4)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+    # Every exercise solution that computes ran (it is hidden in the page, not skipped here).
+    solutions = [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
+    assert all(c.get("execution_count") for c in solutions)
     assert check_book.check_notebook_figures(executed) == []
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and "tiny-gqa" in injected[0].source  # smoke differs from cpu

@@ -22,8 +22,9 @@ def layer_similarity(per_sample: torch.Tensor, outliers: int = 3) -> dict[str, s
     """
     similarity = per_sample.mean(dim=1)
     order = torch.argsort(similarity)
-    low = sorted(order[:outliers].tolist())
-    rest = similarity[order[outliers:]]
+    count = max(1, min(outliers, similarity.numel() - 2))  # a tiny model keeps two in the rest
+    low = sorted(order[:count].tolist())
+    rest = similarity[order[count:]]
     spread = per_sample.std(dim=1)
     per_window = torch.tensor(
         [spearman(per_sample[:, s], similarity) for s in range(per_sample.shape[1])]
