@@ -18,8 +18,7 @@ from slimllm.cli import prune as prune_cmd
 from slimllm.cli import rerun as rerun_cmd
 from slimllm.cli import tasks as tasks_cmd
 from slimllm.cli import tune as tune_cmd
-from slimllm.cli.common import HelpFormatter
-from slimllm.data.sources import DataError
+from slimllm.cli.common import HelpFormatter, Parser
 from slimllm.method.report import summary_table
 
 #: Subcommand name -> module. A new command is a module and one line here.
@@ -37,7 +36,7 @@ __all__ = ["COMMANDS", "build_parser", "main", "summary_table"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="slimllm",
         description="SlimLLM structured pruning (Guo et al., ICML 2025), offline-first.",
         formatter_class=HelpFormatter,
@@ -49,11 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; exit code 2 and one line on stderr for any bad input (a bad argument, a
+    file that is not what it should be, a place that cannot be written), 130 for Ctrl-C."""
     args = build_parser().parse_args(argv)
+    command = COMMANDS[args.command]
     try:
-        return COMMANDS[args.command].run(args)
-    except (ValueError, FileExistsError, FileNotFoundError, RuntimeError, DataError) as err:
-        print(f"slimllm {args.command}: error: {err}", file=sys.stderr)
+        return command.run(args)
+    except KeyboardInterrupt:
+        print(
+            f"slimllm {args.command}: interrupted; {command.left_as_it_was(args)}", file=sys.stderr
+        )
+        return 130
+    # ValueError covers DataError, StoreError and JSON errors; OSError the files and folders.
+    except (ValueError, OSError, RuntimeError) as err:
+        text = " ".join(str(err).split()) or type(err).__name__
+        print(f"slimllm {args.command}: error: {text}", file=sys.stderr)
         return 2
 
 

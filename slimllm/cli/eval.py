@@ -3,28 +3,53 @@
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
+import io
+import tempfile
 from pathlib import Path
 from typing import Any
+
+from lm_eval.tasks import TaskManager
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from slimllm.cli import common
 from slimllm.cli.common import MODELS_HELP, positive_int
 from slimllm.experiments.recipes import load_any, of_folder
 from slimllm.experiments.runners import perplexity_config, zeroshot_config
-from slimllm.experiments.store import Store
+from slimllm.measure.lm_eval_tasks import TASK_PREFIX, write_task_yamls
 from slimllm.measure.perplexity import PROTOCOLS, perplexity
 from slimllm.measure.zeroshot import DEFAULT_BATCH_SIZE, zeroshot
 from slimllm.models.precision import resolve_dtype
+from slimllm.util.files import write_json
 
 HELP = "perplexity and zero-shot accuracy of a pruned or dense model"
 DESCRIPTION = (
     "Perplexity under a named protocol and/or 0-shot accuracy on the 7 commonsense tasks "
     "through lm-eval, of a pruned directory or a model. Each result is written to the "
-    "results store (results/ of the checkout, or $SLIMLLM_RESULTS_DIR) with its "
-    "configuration, dtype, threads and CPU."
+    "results store (the user folder ~/.cache/slimllm/results, $SLIMLLM_RESULTS_DIR or "
+    "--results-dir) with its configuration, dtype, threads and CPU."
 )
 
 DATASETS = ("wikitext2", "ptb", "ptb-valid")
+
+PROTOCOL = "lineage-128"
+
+BATCH_SIZE = 8
+
+#: Options of the zero-shot run (destination -> flag), refused without --zeroshot.
+ZEROSHOT_OPTIONS = {
+    "tasks": "--tasks",
+    "limit": "--limit",
+    "seed": "--seed",
+    "zeroshot_batch_size": "--zeroshot-batch-size",
+}
+
+#: Options of the perplexity runs, refused when only --zeroshot runs.
+PERPLEXITY_OPTIONS = {
+    "protocol": "--protocol",
+    "max_windows": "--max-windows",
+    "batch_size": "--batch-size",
+}
 
 datasets = common.name_list(
     DATASETS, lambda text, _: f"choose from {', '.join(DATASETS)} (comma-separated), got {text!r}"
@@ -50,11 +75,14 @@ def add_parser(sub: Any) -> None:
     e.add_argument(
         "--zeroshot-batch-size",
         type=positive_int,
-        default=DEFAULT_BATCH_SIZE,
-        help="lm-eval requests per forward",
+        default=None,
+        help=f"lm-eval requests per forward (default: {DEFAULT_BATCH_SIZE})",
     )
     e.add_argument(
-        "--protocol", choices=sorted(PROTOCOLS), default="lineage-128", help="window protocol"
+        "--protocol",
+        choices=sorted(PROTOCOLS),
+        default=None,
+        help=f"window protocol (default: {PROTOCOL})",
     )
     e.add_argument(
         "--max-windows",
@@ -62,34 +90,102 @@ def add_parser(sub: Any) -> None:
         default=None,
         help="evaluate only the first windows (quick check; default: all)",
     )
-    e.add_argument("--batch-size", type=positive_int, default=8, help="windows per forward")
+    e.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help=f"windows per forward (default: {BATCH_SIZE})",
+    )
     common.add_device(e)
     common.add_dtype(e, "evaluation dtype; auto: bfloat16 on a GPU or an AMX CPU, else float32")
     common.add_data_dir(e)
     common.add_json(e, "also write the results with their records here")
+    common.add_results_dir(e)
+
+
+def _check_answers(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tasks: list[str],
+    limit: int | None,
+    seed: int,
+    data_dir: str | None,
+) -> None:
+    """lm-eval stops on an assertion, well into a run, at an answer longer than the model's
+    positions (PIQA has a 1065-byte one, over the tiny models' 512 byte tokens): look for one
+    among the chosen items before any scoring."""
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions is None:
+        return
+    with tempfile.TemporaryDirectory(prefix="slimllm-check-") as folder:
+        files = write_task_yamls(folder, tasks, data_dir, limit, seed)
+        longer = []
+        for name in tasks:
+            subset = Path(folder) / f"{TASK_PREFIX}{name}.items.jsonl"
+            data = subset if subset.is_file() else Path(files.sources[name])
+            # An answer is part of its item's line and no token is shorter than a byte, so a
+            # task whose every line fits needs no tokenizing.
+            if max(map(len, data.read_bytes().splitlines()), default=0) > positions:
+                longer.append(name)
+        if not longer:
+            return
+        with contextlib.redirect_stderr(io.StringIO()):  # lm-eval's progress bars
+            manager = TaskManager(include_path=folder, include_defaults=False)
+            loaded = manager.load([files.names[name] for name in longer])["tasks"]
+        for name in longer:
+            task = loaded[files.names[name]]
+            with contextlib.redirect_stderr(io.StringIO()):
+                task.build_all_requests(rank=0, world_size=1)
+            for request in task.instances:
+                tokens = len(tokenizer(request.args[1], add_special_tokens=False).input_ids)
+                if tokens > positions:
+                    raise ValueError(
+                        f"--zeroshot: {name} item {files.items[name][request.doc_id]} has a "
+                        f"{tokens}-token answer, more than the model's {positions} positions; "
+                        f"leave {name} out of --tasks"
+                    )
 
 
 def run(args: argparse.Namespace) -> int:
+    ppl = args.ppl if args.ppl is not None else ([] if args.zeroshot else ["wikitext2", "ptb"])
+    if not args.zeroshot:
+        common.refuse_given(
+            args, ZEROSHOT_OPTIONS, "only with --zeroshot (fewer perplexity windows: --max-windows)"
+        )
+    if not ppl:
+        common.refuse_given(args, PERPLEXITY_OPTIONS, "only with --ppl (only --zeroshot runs)")
+    protocol = args.protocol or PROTOCOL
+    batch_size = args.batch_size or BATCH_SIZE
+    zeroshot_batch_size = args.zeroshot_batch_size or DEFAULT_BATCH_SIZE
+    tasks, limit, seed = common.task_options(args)
+    common.model_config(args.model)
+    common.check_json(args)
+    store = common.results_store(args)
     device = common.device_or_default(args.device)
     dtype, reason = resolve_dtype(args.dtype, device)
     print(f"dtype {dtype} ({reason}) on {device}")
     model, tokenizer = load_any(args.model, dtype, device)
+    if ppl:
+        window = PROTOCOLS[protocol].seq_len
+        common.check_positions(model, window, f"--protocol {protocol}'s window")
+    if args.zeroshot:
+        _check_answers(model, tokenizer, tasks, limit, seed, args.data_dir)
     recipe = of_folder(args.model) if Path(args.model).is_dir() else {"base": args.model}
-    ppl = args.ppl if args.ppl is not None else ([] if args.zeroshot else ["wikitext2", "ptb"])
-    store, results = Store(), []
+    results = []
     if ppl:
         print(f"{'dataset':>10} {'ppl':>10} {'95% CI':>21} {'windows':>8} {'seconds':>8}")
     for name in ppl:
         res = perplexity(
-            model, tokenizer, name, args.protocol, args.max_windows, args.batch_size, args.data_dir
+            model, tokenizer, name, protocol, args.max_windows, batch_size, args.data_dir
         )
-        config = perplexity_config(recipe, name, args.protocol, dtype, args.max_windows)
+        config = perplexity_config(recipe, name, protocol, dtype, args.max_windows)
         rec = store.put(
             "perplexity",
             config,
             res.to_dict(),
-            {"batch_size": args.batch_size, "device": device, "dtype_reason": reason},
+            {"batch_size": batch_size, "device": device, "dtype_reason": reason},
             seconds=res.seconds,
+            replace=args.replace,
         )
         results.append(rec.to_json())
         ci = f"[{res.ci_low:.2f}, {res.ci_high:.2f}]"
@@ -99,24 +195,29 @@ def run(args: argparse.Namespace) -> int:
         zs = zeroshot(
             model,
             tokenizer,
-            tasks=args.tasks,
-            limit=args.limit,
+            tasks=tasks,
+            limit=limit,
             data_dir=args.data_dir,
-            batch_size=args.zeroshot_batch_size,
-            seed=args.seed,
+            batch_size=zeroshot_batch_size,
+            seed=seed,
         )
         rec = store.put(
             "zeroshot",
-            zeroshot_config(recipe, args.tasks, args.limit, args.seed, dtype),
+            zeroshot_config(recipe, tasks, limit, seed, dtype),
             zs.to_dict(),
-            {"batch_size": args.zeroshot_batch_size, "device": device, "dtype_reason": reason},
+            {"batch_size": zeroshot_batch_size, "device": device, "dtype_reason": reason},
             seconds=zs.seconds,
+            replace=args.replace,
         )
         print(zs.table())
-        print(f"zero-shot: {zs.seconds:.1f} s, batch {args.zeroshot_batch_size}, {dtype}")
+        print(f"zero-shot: {zs.seconds:.1f} s, batch {zeroshot_batch_size}, {dtype}")
         payload["zeroshot"] = rec.to_json()
-    print(f"records written under {store.root}")
+    print(f"records written under {common.records_note(store)}")
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=2))
+        write_json(args.json, payload)
     return 0
+
+
+def left_as_it_was(args: argparse.Namespace) -> str:
+    json_file = f"; --json {args.json} left as it was" if args.json is not None else ""
+    return f"records written before it are whole{json_file}"

@@ -6,11 +6,10 @@ import argparse
 from typing import Any
 
 from slimllm.cli import common
-from slimllm.cli.common import MODELS_HELP, positive, positive_int, ratio
+from slimllm.cli.common import MODELS_HELP, fraction, in_range, positive_int, ratio
 from slimllm.data.sources import CALIBRATION_SETS
 from slimllm.experiments.recipes import pruned
-from slimllm.experiments.store import Store
-from slimllm.method.config import PruneConfig
+from slimllm.method.config import MAX_ALPHA, PruneConfig
 from slimllm.method.heads import REDUCTIONS
 from slimllm.method.plan import GQA_MODES
 from slimllm.method.report import summary_table
@@ -34,7 +33,9 @@ def add_parser(sub: Any) -> None:
     _add_method_options(p)
     _add_calibration_options(p)
     _add_search_options(p)
-    p.add_argument("--batch-size", type=int, default=8, help="calibration windows per forward")
+    p.add_argument(
+        "--batch-size", type=positive_int, default=8, help="calibration windows per forward"
+    )
     p.add_argument(
         "--round-to",
         type=positive_int,
@@ -45,6 +46,7 @@ def add_parser(sub: Any) -> None:
     common.add_dtype(p, "model dtype", choices=sorted(DTYPES), default="float32")
     common.add_data_dir(p)
     common.add_overwrite(p)
+    common.add_results_dir(p)
 
 
 def _add_method_options(p: argparse.ArgumentParser) -> None:
@@ -64,18 +66,18 @@ def _add_method_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--alpha",
-        type=positive,
+        type=in_range(f"in (0, {MAX_ALPHA:g}]", lambda v: 0 < v <= MAX_ALPHA),
         default=None,
         help="Eq. 11 temperature (default: 10 below 35%%, else 7)",
     )
     p.add_argument(
         "--layers",
-        type=int,
+        type=positive_int,
         default=None,
         help="number of layers to prune, the most similar ones (default: 26/32 or 30/32 of them)",
     )
     p.add_argument(
-        "--max-layer-ratio", type=float, default=0.9, help="cap on any one layer's ratio"
+        "--max-layer-ratio", type=fraction, default=0.9, help="cap on any one layer's ratio"
     )
 
 
@@ -83,13 +85,13 @@ def _add_calibration_options(p: argparse.ArgumentParser) -> None:
     """The calibration windows: how many, how long, from which corpus, sampled with which seed."""
     p.add_argument(
         "--calib-samples",
-        type=int,
+        type=positive_int,
         default=None,
         help="calibration windows (default: 32; llm-pruner 10)",
     )
     p.add_argument(
         "--calib-seq-len",
-        type=int,
+        type=positive_int,
         default=None,
         help="tokens per calibration window (default: 128; llm-pruner 64)",
     )
@@ -130,16 +132,42 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--keep-lowest",
-        type=float,
+        type=ratio,
         default=0.0,
         help="LoRAP heuristic: protect this share of lowest channels",
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    taken = common.out_taken(args)
-    if taken:
-        raise SystemExit(f"slimllm prune: {taken}")
+#: PruneConfig fields only SlimLLM reads (and lorap-ffn, SlimLLM with LoRAP's channel score),
+#: by the option that sets them: a baseline would ignore them.
+SLIMLLM_ONLY = {
+    "alpha": "--alpha",
+    "num_pruned_layers": "--layers",
+    "head_reduction": "--head-reduction",
+    "gqa_mode": "--gqa-mode",
+    "greedy_search": "--no-greedy",
+    "feature_space": "--no-feature-space",
+    "regression": "--no-regression",
+    "uniform": "--uniform",
+    "keep_lowest_fraction": "--keep-lowest",
+    "round_channels_to": "--round-to",
+}
+
+
+#: Fields a method that reads no calibration data (magnitude-sp, random) would ignore.
+CALIBRATION = {
+    "calib_samples": "--calib-samples",
+    "calib_seq_len": "--calib-seq-len",
+    "calib_dataset": "--calib-data",
+    "batch_size": "--batch-size",
+}
+
+
+def _config(args: argparse.Namespace) -> PruneConfig:
+    """The run's PruneConfig; options the method would ignore are refused."""
+    reads_data = OWN_CALIBRATION[args.method] is not None
+    if args.calib_data == "own" and not reads_data:
+        raise ValueError(f"--calib-data own: {args.method} reads no calibration data")
     options = {
         "calib_samples": args.calib_samples,
         "calib_seq_len": args.calib_seq_len,
@@ -169,17 +197,55 @@ def run(args: argparse.Namespace) -> int:
         keep_lowest_fraction=args.keep_lowest,
         round_channels_to=args.round_to,
     )
+    unused = {} if args.method in ("slimllm", "lorap-ffn") else dict(SLIMLLM_ONLY)
+    if not reads_data:
+        unused.update(CALIBRATION)
+    default = method_config(args.method)
+    given = [
+        flag for name, flag in unused.items() if getattr(config, name) != getattr(default, name)
+    ]
+    if given:
+        raise ValueError(f"{', '.join(given)} does not apply to --method {args.method}")
     config.validate()
+    return config
+
+
+def _check_model(args: argparse.Namespace) -> None:
+    """MODEL is a dense model, --out a place that does not hold it."""
+    saved = common.model_config(args.model)
+    if saved is not None and "slimllm" in saved:
+        base = saved["slimllm"].get("record", {}).get("recipe", {}).get("base", "its base model")
+        raise ValueError(
+            f"MODEL {args.model} is already pruned (saved by slimllm); prune {base} instead"
+        )
+    common.check_out(args, args.model)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    _check_model(args)
+    store = common.results_store(args)
     device = common.device_or_default(args.device)
     # The model stays on the CPU; each layer visits `device` during calibration.
     model, tokenizer = load_model(args.model, dtype=args.dtype, device="cpu")
+    layers = model.config.num_hidden_layers
+    if config.num_pruned_layers is not None and config.num_pruned_layers > layers:
+        raise ValueError(f"--layers {config.num_pruned_layers}: the model has {layers} layers")
+    if OWN_CALIBRATION[args.method] is not None:
+        common.check_positions(model, config.calib_seq_len, "--calib-seq-len")
     report = prune_with(
         args.method, model, tokenizer, config, device=device, data_dir=args.data_dir, log=print
     )
     recipe = pruned(config, base=args.model, method=args.method, prune_dtype=args.dtype)
     record = {**report.to_dict(), "model": args.model, "dtype": args.dtype, "device": device}
     out = save_pruned(model, tokenizer, args.out, {**record, "recipe": recipe}, args.overwrite)
-    stored = Store().put("prune", {"model": recipe}, record, {"device": device}, report.seconds)
+    stored = store.put(
+        "prune", {"model": recipe}, record, {"device": device}, report.seconds, replace=args.replace
+    )
     print(summary_table(report))
-    print(f"saved to {out}; record {stored.path}")
+    print(f"saved to {out}; record {stored.path}, under {common.records_note(store)}")
     return 0
+
+
+def left_as_it_was(args: argparse.Namespace) -> str:
+    return f"--out {args.out} left as it was, no record written"

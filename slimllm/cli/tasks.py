@@ -29,11 +29,13 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    files = write_task_yamls(args.dir, args.tasks, args.data_dir, args.limit, args.seed)
+    common.check_writable(args.dir, "DIR", is_folder=True, into=True)
+    tasks, limit, seed = common.task_options(args)
+    files = write_task_yamls(args.dir, tasks, args.data_dir, limit, seed)
     manifest = {
         "tasks": files.names,
-        "limit": args.limit,
-        "seed": args.seed,
+        "limit": limit,
+        "seed": seed,
         "items": files.items,
         "sizes": files.sizes,
         "sources": files.sources,
@@ -46,3 +48,7 @@ def run(args: argparse.Namespace) -> int:
         f"--include_path {files.folder} --tasks {','.join(files.names.values())} --num_fewshot 0"
     )
     return 0
+
+
+def left_as_it_was(args: argparse.Namespace) -> str:
+    return f"the files in {args.dir} are whole; its manifest {MANIFEST} is written last"

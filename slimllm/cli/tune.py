@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from slimllm.cli import common
-from slimllm.cli.common import MODELS_HELP, positive, positive_int
+from slimllm.cli.common import MODELS_HELP, nonnegative_int, positive, positive_int, ratio
 from slimllm.data.alpaca import load_records
-from slimllm.experiments.recipes import load_any
+from slimllm.experiments.recipes import load_any, of_folder, tuned
 from slimllm.models.io import save_pruned
 from slimllm.models.loaders import EMBEDDED, TINY
 from slimllm.tuning.lora import AUTOCAST_CHOICES, PRESETS, preset, tune
@@ -53,10 +53,12 @@ def add_parser(sub: Any) -> None:
     t.add_argument(
         "--micro-batch-size", type=positive_int, default=None, help="examples per forward"
     )
-    t.add_argument("--warmup-steps", type=int, default=None, help="linear warm-up steps")
+    t.add_argument(
+        "--warmup-steps", type=nonnegative_int, default=None, help="linear warm-up steps"
+    )
     t.add_argument("--lora-r", type=positive_int, default=None, help="LoRA rank")
     t.add_argument("--lora-alpha", type=positive_int, default=None, help="LoRA alpha")
-    t.add_argument("--lora-dropout", type=float, default=None, help="LoRA dropout")
+    t.add_argument("--lora-dropout", type=ratio, default=None, help="LoRA dropout")
     t.add_argument("--cutoff-len", type=positive_int, default=None, help="tokens per example")
     t.add_argument("--val-size", type=positive_int, default=None, help="held-out records")
     t.add_argument("--eval-every", type=positive_int, default=None, help="validation every N steps")
@@ -91,9 +93,6 @@ def _check_model(name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    taken = common.out_taken(args)
-    if taken:
-        raise ValueError(taken)
     config = preset(
         args.preset,
         **common.config_values(
@@ -119,15 +118,23 @@ def run(args: argparse.Namespace) -> int:
     )
     config.validate()
     _check_model(args.model)
+    common.model_config(args.model)
+    untuned = of_folder(args.model) if Path(args.model).is_dir() else {"base": args.model}
+    if "tune" in untuned:
+        raise ValueError(
+            f"MODEL {args.model} is already tuned and a recipe holds one tuning run; tune the "
+            "model it was tuned from"
+        )
+    common.check_out(args, args.model)
     load_records(config.data_file, args.data_dir)  # bad data fails before the model loads
     device = common.device_or_default(args.device)
     model, tokenizer = load_any(args.model, "float32", device)
+    common.check_positions(model, config.cutoff_len, "--cutoff-len")
     slim = getattr(model.config, "slimllm", None)
     record = dict(slim["record"]) if slim else {"model": args.model}
     model, report = tune(model, tokenizer, config, data_dir=args.data_dir, device=device, log=print)
-    if "tune" in record:
-        record["earlier_tunes"] = [*record.get("earlier_tunes", []), record["tune"]]
-    record["tune"] = report.to_dict()
+    # The tuned recipe keys the records of the saved folder apart from the untuned model's.
+    record.update(tune=report.to_dict(), recipe=tuned(untuned, config))
     out = save_pruned(model, tokenizer, args.out, record, overwrite=args.overwrite)
     first, last = report.val_loss[0][1], report.val_loss[-1][1]
     print(
@@ -137,3 +144,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"saved to {out}")
     return 0
+
+
+def left_as_it_was(args: argparse.Namespace) -> str:
+    return f"--out {args.out} left as it was"

@@ -2,13 +2,49 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import numbers
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 
 from slimllm.data.sources import CALIBRATION_SETS
 from slimllm.method import heads
 from slimllm.method.plan import (
     GQA_MODES,
 )
+
+#: Largest Eq. 11 temperature. The softmax is over alpha times cosine similarities in [-1, 1],
+#: so alpha beyond a few hundred gives the least similar layer a float64 share of 0; the paper
+#: uses 7 and 10.
+MAX_ALPHA = 100.0
+
+
+#: What a field of each annotated type accepts (bool is no integer here, nor NaN a number), and
+#: how an error names it.
+_KINDS: dict[type, tuple[Callable[[object], bool], str]] = {
+    bool: (lambda v: isinstance(v, bool), "True or False"),
+    int: (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool), "an integer"),
+    float: (
+        lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v),
+        "a finite number",
+    ),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _check_type(name: str, value: object, hint: object) -> None:
+    allowed = typing.get_args(hint) or (hint,)
+    if value is None and type(None) in allowed:
+        return
+    kind = next(t for t in allowed if t is not type(None))
+    accepts, expected = _KINDS[kind]
+    if not accepts(value):
+        alternative = " or None" if type(None) in allowed else ""
+        raise ValueError(f"{name} must be {expected}{alternative}, got {value!r}")
+
+
+CALIB_DTYPES = (None, "float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -42,14 +78,22 @@ class PruneConfig:
     batch_size: int = 8
     #: Kept MLP channels of a pruned layer rounded to a multiple of this (1: no rounding).
     round_channels_to: int = 1
+    #: dtype of the calibration forwards ("float32", "bfloat16", "float16"); None: the model's.
+    #: Statistics are accumulated in float32/float64 and the weights keep their dtype either way.
+    calib_dtype: str | None = None
 
     def validate(self) -> None:
+        hints = typing.get_type_hints(PruneConfig)
+        for f in fields(self):
+            _check_type(f.name, getattr(self, f.name), hints[f.name])
         if not 0 <= self.ratio < 1:
             raise ValueError(f"ratio must be in [0, 1), got {self.ratio}")
         if self.ratio_of not in ("model", "decoder"):
             raise ValueError(f"ratio_of must be 'model' or 'decoder', got {self.ratio_of!r}")
-        if self.alpha is not None and not self.alpha > 0:
-            raise ValueError(f"alpha must be > 0, got {self.alpha}")
+        if self.alpha is not None and not 0 < self.alpha <= MAX_ALPHA:
+            raise ValueError(f"alpha must be in (0, {MAX_ALPHA:g}], got {self.alpha}")
+        if self.num_pruned_layers is not None and self.num_pruned_layers < 1:
+            raise ValueError(f"num_pruned_layers must be >= 1, got {self.num_pruned_layers}")
         if not 0 < self.max_layer_ratio <= 1:
             raise ValueError(f"max_layer_ratio must be in (0, 1], got {self.max_layer_ratio}")
         if self.gqa_mode not in GQA_MODES:
@@ -62,6 +106,10 @@ class PruneConfig:
         if self.head_reduction not in heads.REDUCTIONS:
             raise ValueError(
                 f"head_reduction must be one of {heads.REDUCTIONS}, got {self.head_reduction!r}"
+            )
+        if self.calib_dtype not in CALIB_DTYPES:
+            raise ValueError(
+                f"calib_dtype must be one of {CALIB_DTYPES}, got {self.calib_dtype!r}"
             )
         for name in ("calib_samples", "calib_seq_len", "batch_size", "round_channels_to"):
             if getattr(self, name) < 1:

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoConfig, PreTrainedModel, PreTrainedTokenizerBase
 
 from slimllm.models import modeling_slimllm
 from slimllm.models.adapters import get_adapter
-from slimllm.models.loaders import load_tokenizer
+from slimllm.models.loaders import load_tokenizer, unreadable_weights
 from slimllm.models.modeling_slimllm import SLIM_CLASSES
 from slimllm.models.surgery import LayerLayout, layer_layout
 
@@ -167,13 +168,16 @@ def load_pruned(
         )
     entry = modeling_slimllm.slimllm_entry(config)
     slim_class = _slim_class(config.model_type)
-    model, info = slim_class.from_pretrained(
-        folder,
-        config=config,
-        dtype=dtype if dtype is not None else "auto",
-        attn_implementation=attn_implementation,
-        output_loading_info=True,
-    )
+    try:
+        model, info = slim_class.from_pretrained(
+            folder,
+            config=config,
+            dtype=dtype if dtype is not None else "auto",
+            attn_implementation=attn_implementation,
+            output_loading_info=True,
+        )
+    except SafetensorError as err:
+        raise unreadable_weights(folder, err) from err
     problems = {key: value for key, value in info.items() if value}
     if problems:
         raise ValueError(f"{folder}: weights do not match the recorded layout: {problems}")

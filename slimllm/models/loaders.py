@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from transformers import (
     AutoModelForCausalLM,
@@ -33,6 +34,14 @@ DEFAULT_MODEL = "smollm2-135m"
 
 class ModelNotAvailableError(RuntimeError):
     """The model cannot be loaded here (not installed, not cached, or unknown)."""
+
+
+def unreadable_weights(folder: str | Path, err: SafetensorError) -> ModelNotAvailableError:
+    """The one-line error for weights safetensors cannot read (most often cut short by a copy)."""
+    return ModelNotAvailableError(
+        f"{folder}: the weights are not readable safetensors ({err}); the file may be "
+        "truncated, copy it again"
+    )
 
 
 @dataclass(frozen=True)
@@ -212,9 +221,12 @@ def load_model(
     else:
         path = _resolve(name_or_path)
         tokenizer = load_tokenizer(path)
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch_dtype, attn_implementation=attn_implementation
-        )
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                path, dtype=torch_dtype, attn_implementation=attn_implementation
+            )
+        except SafetensorError as err:
+            raise unreadable_weights(path, err) from err
     get_adapter(model)  # fail early on an architecture the pruner cannot walk
     return model.to(device).eval(), tokenizer
 

@@ -73,17 +73,17 @@ def test_prune_then_eval(
     assert Store().find("prune", model=record["recipe"])
 
 
-def test_existing_out_is_refused(tmp_path: Path) -> None:
+def test_existing_out_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "keep.txt").write_text("x")
-    with pytest.raises(SystemExit, match="exists and is not empty"):
-        main(["prune", "tiny-gqa", "--ratio", "0.2", "--out", str(tmp_path)])
+    assert main(["prune", "tiny-gqa", "--ratio", "0.2", "--out", str(tmp_path)]) == 2
+    assert "exists and is not empty (pass --overwrite)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["prune", "--ratio", "1.5", "--out", "x"], "must be in \\[0, 1\\)"),
-        (["prune", "--ratio", "0.2", "--alpha", "0", "--out", "x"], "must be > 0"),
+        (["prune", "--ratio", "0.2", "--alpha", "0", "--out", "x"], "must be in \\(0, 100\\]"),
         (["eval", "m", "--ppl", "c4"], "choose from wikitext2, ptb, ptb-valid"),
     ],
 )
