@@ -20,7 +20,7 @@ export HF_HUB_OFFLINE ?= 1
 export MPLBACKEND := Agg
 # nbval and papermill kernels import this checkout's slimllm, whichever venv they share.
 export PYTHONPATH := $(CURDIR)
-NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb notebooks/results/*.ipynb))
 
 .PHONY: setup test test-fast book notebooks lint bench clean
 

@@ -217,7 +217,6 @@ def relative_figure(rows: Sequence[Row], title: str, model: str = "SmolLM2-135M"
         ax.set_xlabel(label)
         ax.legend(loc="lower right")
     fig.suptitle(title)
-    fig.tight_layout()
     report.show(fig)
 
 
@@ -328,7 +327,34 @@ def retention_figure(rows: Sequence[Row]) -> None:
         ax.set_ylabel("WikiText-2 perplexity / dense")
         ax.legend()
     ax.set_title("Loss relative to each model's dense (ratios of the decoder)")
-    fig.tight_layout()
+    report.show(fig)
+
+
+def coefficients_figure(results_dir: str | None = None) -> None:
+    """Figure 2: the mean regression scale A of o_proj and down_proj per layer, SlimLLM 50 %."""
+    rec = evidence(results_dir).find("prune", tables.recipe())
+    fig, ax = report.figure(width=8, height=3.4)
+    if rec is None:
+        _empty(ax, "the SlimLLM 50 % prune record")
+    else:
+        layers = [lay for lay in rec.result["layers"] if lay.get("attn_a_mean") is not None]
+        index = [lay["index"] for lay in layers]
+        ax.plot(
+            index,
+            [lay["attn_a_mean"] for lay in layers],
+            marker="o",
+            ms=3,
+            label="attention (o_proj)",
+        )
+        ax.plot(
+            index, [lay["mlp_a_mean"] for lay in layers], marker="s", ms=3, label="MLP (down_proj)"
+        )
+        band = claims.A_TOLERANCE
+        ax.axhspan(1 - band, 1 + band, color="gray", alpha=0.15, label=f"1 ± {band}")
+        ax.set_xlabel("layer")
+        ax.set_ylabel("mean of A")
+        ax.legend()
+        ax.set_title(f"Mean regression scale per layer, SmolLM2 at 50 % (record {rec.key})")
     report.show(fig)
 
 
@@ -422,7 +448,6 @@ def latency_figure(results_dir: str | None = None) -> None:
         ax.set_ylabel("relative to dense")
         ax.legend(fontsize=7)
     ax.set_title("Table 3: time and FLOPs relative to dense")
-    fig.tight_layout()
     report.show(fig)
 
 
@@ -456,7 +481,6 @@ def claims_figure(results_dir: str | None = None) -> None:
     ax.invert_yaxis()
     ax.set_xlabel("claims")
     ax.set_title(f"Verdicts of the paper's {len(found)} claims on SmolLM2-135M")
-    fig.tight_layout()
     report.show(fig)
 
 
@@ -503,7 +527,6 @@ def cost_figure(results_dir: str | None = None) -> None:
             ax.tick_params(axis="x", rotation=30)
             ax.legend(title="ratio")
     fig.suptitle("Cost of pruning SmolLM2-135M on this CPU")
-    fig.tight_layout()
     report.show(fig)
 
 
@@ -527,6 +550,68 @@ def eval_speed_lines(results_dir: str | None = None) -> Markdown:
     return Markdown(
         f"Record `{rec.key}` ({cpu}, {rec.result['threads']} threads):\n\n" + "\n".join(lines)
     )
+
+
+#: The GQA rules of `--gqa-mode` compared on 512 WikiText-2 windows (benchmarks/gqa_modes.py).
+GQA_MODES = ("score", "heads", "groups", "auto")
+GQA_WINDOWS = 512
+
+
+def gqa_frame(results_dir: str | None = None) -> pd.DataFrame:
+    """SlimLLM under each GQA rule at 20 % and 50 %: WikiText-2 on its first 512 windows."""
+    ev = evidence(results_dir)
+    records = []
+    for ratio in (0.2, 0.5):
+        for mode in GQA_MODES:
+            spec = tables.recipe(ratio=ratio, gqa_mode=mode)
+            rec = ev.find(
+                "perplexity", spec, dataset="wikitext2", max_windows=GQA_WINDOWS, dtype=tables.DTYPE
+            )
+            cell = (
+                None
+                if rec is None
+                else Cell(
+                    rec.result["ppl"],
+                    rec.result["ci_low"],
+                    rec.result["ci_high"],
+                    "perplexity",
+                    rec.key,
+                )
+            )
+            records.append(
+                {
+                    "ratio": f"{ratio:.0%}",
+                    "gqa_mode": mode + (" (default)" if mode == "score" else ""),
+                    "achieved": _value(ev.achieved(spec), "achieved"),
+                    f"WikiText-2, first {GQA_WINDOWS} windows": _value(cell, "wikitext2"),
+                    "record": "" if rec is None else rec.key,
+                }
+            )
+    return pd.DataFrame.from_records(records).set_index(["ratio", "gqa_mode"])
+
+
+def tuning_frame(results_dir: str | None = None) -> pd.DataFrame:
+    """The LoRA recovery runs: examples seen, validation loss before and after, time."""
+    ev = evidence(results_dir)
+    records = []
+    for rec in ev.records("tune"):
+        prune = rec.config["model"].get("prune", {})
+        tune = rec.result["tune"]
+        (_, before), *_, (_, after) = tune["val_loss"]
+        records.append(
+            {
+                "model": f"{prune.get('method', 'dense')} {prune.get('ratio', 0):.0%}",
+                "gqa_mode": prune.get("gqa_mode", ""),
+                "examples": tune["examples_seen"],
+                "epochs": f"{tune['epochs_seen']:.4f}",
+                "val. loss": f"{before:.3f} -> {after:.3f}",
+                "tuning (s)": f"{tune['seconds']:.0f}",
+                "record": rec.key,
+            }
+        )
+    if not records:
+        return pd.DataFrame({"tune": [f"{NOT_RUN} (`{tables.COMMANDS['table1']}`)"]})
+    return pd.DataFrame.from_records(records).set_index("model")
 
 
 # --- README ---------------------------------------------------------------------------------

@@ -684,6 +684,7 @@ CLAIMS: tuple[Callable[[Evidence], Verdict], ...] = (
     kept_at_20_tuned,
     lambda ev: beats(ev, "llm-pruner"),
     lambda ev: beats(ev, "flap"),
+    flap_harness,
     lambda ev: beats(ev, "wanda-sp"),
     lambda ev: beats(ev, "lorap-ffn"),
     lorap_gap_50,

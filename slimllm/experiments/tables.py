@@ -347,7 +347,7 @@ TUNE_PRESET = "cpu"
 #: The command that writes each table's records into results/ (resumable; skips stored cells).
 COMMANDS = {
     "table1": "python benchmarks/table1.py",
-    "table3": "python benchmarks/latency.py --new-tokens 256 --dtype bfloat16",
+    "table3": "OMP_WAIT_POLICY=PASSIVE python benchmarks/latency.py --preset table3",
     "ablations": "python benchmarks/ablations.py",
     "table4": "python benchmarks/ablations.py --tables 4",
     "table5": "python benchmarks/ablations.py --tables 5",
