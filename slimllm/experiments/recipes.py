@@ -29,7 +29,11 @@ RECIPE_KEYS = ("base", "prune", "prune_dtype", "tune", "weights_sha256")
 
 #: PruneConfig fields added after recipes were first recorded: left out of a recipe while at
 #: these defaults, so the recipes (and the records keyed on them) made before stay the same.
-LATER_DEFAULTS: dict[str, Any] = {"round_channels_to": 1, "calib_dataset": "bookcorpus"}
+LATER_DEFAULTS: dict[str, Any] = {
+    "round_channels_to": 1,
+    "calib_dataset": "bookcorpus",
+    "calib_dtype": None,
+}
 
 
 def is_pruned_folder(path: str | os.PathLike[str]) -> bool:

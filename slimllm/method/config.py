@@ -108,9 +108,7 @@ class PruneConfig:
                 f"head_reduction must be one of {heads.REDUCTIONS}, got {self.head_reduction!r}"
             )
         if self.calib_dtype not in CALIB_DTYPES:
-            raise ValueError(
-                f"calib_dtype must be one of {CALIB_DTYPES}, got {self.calib_dtype!r}"
-            )
+            raise ValueError(f"calib_dtype must be one of {CALIB_DTYPES}, got {self.calib_dtype!r}")
         for name in ("calib_samples", "calib_seq_len", "batch_size", "round_channels_to"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
