@@ -59,7 +59,7 @@ def paired_effect(table: pd.DataFrame, pairs: Mapping[str, tuple[str, str]],
             key = f"{prefix}_{ds}"
             out[f"{key}_value"] = sig(value, 4)
             out[f"{key}_reference"] = sig(ref, 4)
-            out[f"{key}_ratio"] = sig(ref / value, 3)
+            out[f"{key}_ratio"] = sig(value / ref, 3)
             out[f"{key}_change"] = f"{num(abs(value / ref - 1) * 100, 1)} %"
             out[f"{key}_word"] = compare(value, ref)
     return out

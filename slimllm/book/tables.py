@@ -19,6 +19,7 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from slimllm.book import prose, report
+from slimllm.experiments.store import Record
 from slimllm.method.ratios import RatioSolution
 
 #: Wider than this many columns a table is cut off in the page: transpose or split it.
@@ -70,3 +71,50 @@ def solution_row(solution: RatioSolution, cap: float) -> dict[str, Any]:
         "max ratio": float(solution.ratios.max()),
         "at the clamp": int((solution.ratios >= cap - 1e-9).sum()),
     }
+
+
+def quantile_spread(bands: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per coefficient (frames of per-layer quantiles, columns 0.0 ... 1.0): median of the
+    medians, the widest 5-95 % band over layers, and the extremes."""
+    return pd.DataFrame.from_dict(
+        {
+            name: {
+                "median of medians": float(q[0.5].median()),
+                "widest 5-95 % band": float((q[0.95] - q[0.05]).max()),
+                "min": float(q[0.0].min()),
+                "max": float(q[1.0].max()),
+            }
+            for name, q in bands.items()
+        },
+        orient="index",
+    )
+
+
+def error_removed(layers: Mapping[float, pd.DataFrame]) -> pd.DataFrame:
+    """Per ratio and block (attn, mlp) of pruner layer records: layers fitted, the median
+    relative output error before and after the regression, and the median share removed."""
+    rows = {}
+    for ratio, frame in layers.items():
+        for part in ("attn", "mlp"):
+            fitted = frame.dropna(subset=[f"{part}_error_after"])
+            before, after = fitted[f"{part}_error_before"], fitted[f"{part}_error_after"]
+            rows[f"{ratio:.0%} {part}"] = {
+                "layers fitted": len(fitted),
+                "median before": float(before.median()),
+                "median after": float(after.median()),
+                "median share removed": float((1 - after / before).median()),
+            }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def perplexity(measured: Mapping[tuple[str, str], Record]) -> pd.DataFrame:
+    """Perplexity records by (variant, dataset) as rows of variants: per dataset the value and
+    its bootstrap interval over windows."""
+    rows: dict[str, dict[str, Any]] = {}
+    for (name, ds), record in measured.items():
+        result = record.result
+        rows.setdefault(name, {})[ds] = float(result["ppl"])
+        rows[name][f"{ds} interval"] = (
+            f"{prose.sig(result['ci_low'], 4)} \u2013 {prose.sig(result['ci_high'], 4)}"
+        )
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -35,7 +35,6 @@ PENDING = {
     "03_pca_preliminaries",
     "04_head_importance",
     "05_channel_importance",
-    "06_regression",
     "08_slimllm_on_smollm2",
 }
 
