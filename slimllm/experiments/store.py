@@ -24,8 +24,7 @@ from typing import Any
 
 import torch
 
-from slimllm.models.loaders import cache_dir
-from slimllm.util.files import non_finite, write_json
+from slimllm.util.files import cache_dir, non_finite, write_json
 from slimllm.util.provenance import cpu_info, versions
 
 RESULTS_ENV = "SLIMLLM_RESULTS_DIR"

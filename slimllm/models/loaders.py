@@ -7,7 +7,6 @@ safetensors cache (dequantised weights, quantizer detached) and loads that after
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from transformers import (
 )
 
 from slimllm.models.adapters import get_adapter
+from slimllm.util.files import cache_dir
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -107,12 +107,6 @@ def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be a torch.dtype or one of {sorted(DTYPES)}, got {dtype!r}")
     return DTYPES[dtype]
-
-
-def cache_dir() -> Path:
-    """Where converted models live: $SLIMLLM_CACHE_DIR, else ~/.cache/slimllm."""
-    root = os.environ.get("SLIMLLM_CACHE_DIR") or Path.home() / ".cache" / "slimllm"
-    return Path(root)
 
 
 def _package_dir(package: str) -> Path | None:

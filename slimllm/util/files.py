@@ -1,5 +1,7 @@
-"""Atomic, strict JSON files: written beside their target and renamed into place, so a reader
-never sees half a file; NaN and infinity (not JSON) are refused with the field that holds them.
+"""The cache folder, and atomic, strict JSON files.
+
+JSON is written beside its target and renamed into place, so a reader never sees half a file;
+NaN and infinity (not JSON) are refused with the field that holds them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,13 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+
+def cache_dir() -> Path:
+    """Where converted models, built recipes and ad-hoc records live: $SLIMLLM_CACHE_DIR, else
+    ~/.cache/slimllm."""
+    root = os.environ.get("SLIMLLM_CACHE_DIR") or Path.home() / ".cache" / "slimllm"
+    return Path(root)
 
 
 def non_finite(value: Any, path: str = "") -> str | None:
