@@ -248,12 +248,15 @@ def flap_harness(ev: Evidence) -> Verdict:
     for label, cell in found:
         verdict.numbers[f"flap {label}"] = cell.value
     if missing or not ours:
+        stored = "; ".join(f"{label} {fmt([c], 'wikitext2')}" for label, c in found)
         verdict.sentence = (
             f"FLAP at 50 % with {', '.join(missing)} is "
             + _missing("those runs", COMMANDS["flap_harness"])
             + "; FLAP's allocation is fixed to its global rule in slimllm/peers/baselines.py, so "
             "global against uniform needs a new option, and `wikitext2-train` is not in the "
             "offline data folder (its validation split would stand in)"
+            + (f". Stored so far, WikiText-2: {stored}" if stored else "")
+            + (f", against SlimLLM's {fmt(ours, 'wikitext2')}" if stored and ours else "")
         )
         return verdict
     best_label, best = min(found, key=lambda lc: lc[1].value)
@@ -449,13 +452,15 @@ def nonuniform_matters_most(ev: Evidence) -> Verdict:
             changes[spec.label] = (center(cells) / center(base) - 1, cells)
     verdict.records = _keys(base, *[c for _, c in changes.values()])
     verdict.numbers = {f"wikitext2 change {k}": v for k, (v, _) in changes.items()}
+    listed = ", ".join(f"{k} {v:+.1%}" for k, (v, _) in changes.items())
     if "uniform ratios" not in changes:
-        verdict.sentence = _missing("SlimLLM with uniform ratios at 50 %", COMMANDS["table4"]) + "."
+        verdict.sentence = _missing("SlimLLM with uniform ratios at 50 %", COMMANDS["table4"]) + (
+            f"; WikiText-2 relative to full SlimLLM so far: {listed}." if listed else "."
+        )
         return verdict
     _, uniform = changes["uniform ratios"]
     worse = compare(base, uniform, "wikitext2") == "better"
     largest = max(changes, key=lambda k: changes[k][0])
-    listed = ", ".join(f"{k} {v:+.1%}" for k, (v, _) in changes.items())
     not_run = [s.label for s in specs[1:] if s.label not in changes]
     if not worse or largest != "uniform ratios":
         verdict.verdict = "not reproduced" if not_run == [] or not worse else "inconclusive"

@@ -1,0 +1,156 @@
+"""The claims are computed from the records: each verdict is one of four, names records that
+exist, and changes (verdict or sentence) when a stored number changes in a copy of the store.
+The paper's numbers are the paper's: every one appears in the paper's text."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from slimllm.experiments import claims, paper
+from slimllm.experiments.store import Store
+from slimllm.experiments.tables import Evidence, recipe
+from tests.helpers import ROOT
+
+RESULTS = ROOT / "results"
+PAPER = ROOT.parent / "shared" / "paper" / "slimllm-icml2025.md"
+
+
+def record_path(root: Path, key: str) -> Path:
+    """The one record file with this key, whatever its kind."""
+    (found,) = list(root.glob(f"*/{key}.json"))
+    return found
+
+
+@pytest.fixture(scope="module")
+def book_verdicts() -> list[claims.Verdict]:
+    return claims.verdicts(Store.book(RESULTS))
+
+
+def test_every_claim_has_a_verdict_and_existing_records(
+    book_verdicts: list[claims.Verdict],
+) -> None:
+    assert len({v.key for v in book_verdicts}) == len(claims.CLAIMS)
+    for v in book_verdicts:
+        assert v.verdict in claims.VERDICTS, v.key
+        assert v.sentence and v.command and v.page, v.key
+        for key in v.records:
+            assert record_path(RESULTS, key).is_file(), (v.key, key)
+
+
+def test_an_empty_store_gives_open_verdicts_naming_commands(tmp_path: Path) -> None:
+    for v in claims.verdicts(Store.book(tmp_path)):
+        assert v.verdict in ("inconclusive", "not testable here"), v.key
+        assert v.records == []
+        assert "not run yet" in v.sentence, v.key
+
+
+def perturb(result: Any, kind: str) -> Any:
+    """The result with its headline numbers moved far enough to change any comparison."""
+    if kind == "perplexity":
+        return {**result, **{k: result[k] * 7.5 for k in ("ppl", "ci_low", "ci_high")}}
+    if kind == "zeroshot":
+        tasks = {t: {**v, "value": v["value"] * 0.5} for t, v in result["tasks"].items()}
+        return {**result, "tasks": tasks, "mean": result["mean"] * 0.5}
+    if kind == "latency":
+        models = dict(result["models"])
+        for name, entry in models.items():
+            if name != "dense":
+                scaled = {k: {**entry[k], **{q: entry[k][q] / 4 for q in ("median", "q1", "q3")}}
+                          for k in ("prefill", "decode")}  # fmt: skip
+                models[name] = {**entry, **scaled}
+        return {**result, "models": models}
+    if kind == "prune":
+        layers = [
+            {**lay, "attn_a_mean": 2.0, "mlp_a_mean": 2.0} if lay.get("attn_a_mean") else lay
+            for lay in result["layers"]
+        ]
+        return {**result, "layers": layers}
+    if kind == "nb_similarity":
+        return {**result, "mean": [result["mean"][0], *sorted(result["mean"][1:-1]), 0.0]}
+    raise AssertionError(f"no perturbation for {kind}")
+
+
+@pytest.mark.parametrize("index", range(len(claims.CLAIMS)))
+def test_a_changed_record_changes_the_verdict_or_sentence(
+    index: int, tmp_path: Path, book_verdicts: list[claims.Verdict]
+) -> None:
+    before = book_verdicts[index]
+    if not before.records:
+        pytest.skip(f"{before.key}: no records yet")
+    copy = tmp_path / "results"
+    shutil.copytree(RESULTS, copy)
+    # One record moves (moving all of them alike would keep every ratio between them).
+    path = record_path(copy, before.records[0])
+    data = json.loads(path.read_text())
+    data["result"] = perturb(data["result"], data["kind"])
+    path.write_text(json.dumps(data))
+    after = claims.CLAIMS[index](Evidence(Store.book(copy)))
+    assert (after.verdict, after.sentence) != (before.verdict, before.sentence), before.key
+
+
+def test_a_faster_pruned_model_turns_the_prefill_verdict(tmp_path: Path) -> None:
+    copy = tmp_path / "results"
+    shutil.copytree(RESULTS / "latency", copy / "latency")
+    before = claims.prefill_speedup(Evidence(Store.book(copy)))
+    assert before.verdict == "not reproduced"
+    for path in (copy / "latency").glob("*.json"):
+        data = json.loads(path.read_text())
+        data["result"] = perturb(data["result"], "latency")
+        path.write_text(json.dumps(data))
+    after = claims.prefill_speedup(Evidence(Store.book(copy)))
+    assert after.verdict == "reproduced"
+    assert after.numbers["speedup"] == pytest.approx(4 * before.numbers["speedup"])
+
+
+def test_a_worse_slimllm_loses_against_llm_pruner(tmp_path: Path) -> None:
+    copy = tmp_path / "results"
+    shutil.copytree(RESULTS, copy)
+    ev = Evidence(Store.book(copy))
+    assert claims.beats(ev, "llm-pruner").verdict == "reproduced"
+    cell = ev.perplexity(recipe("slimllm", 0.2), "wikitext2")
+    assert cell is not None
+    path = copy / "perplexity" / f"{cell.record}.json"
+    data = json.loads(path.read_text())
+    data["result"] = perturb(data["result"], "perplexity")
+    path.write_text(json.dumps(data))
+    after = claims.beats(Evidence(Store.book(copy)), "llm-pruner")
+    assert after.verdict == "not reproduced"
+    assert "(worse)" in after.sentence
+
+
+def test_verdict_rules_on_cells() -> None:
+    low = claims.Cell(10.0, 9.0, 11.0, "perplexity", "a")
+    high = claims.Cell(20.0, 19.0, 21.0, "perplexity", "b")
+    near = claims.Cell(11.5, 10.5, 12.5, "perplexity", "c")
+    assert claims.compare([low], [high], "wikitext2") == "better"
+    assert claims.compare([high], [low], "wikitext2") == "worse"
+    assert claims.compare([low], [near], "wikitext2") == "tie"
+    # Higher is better for accuracy; seeds widen the envelope.
+    assert claims.compare([low], [high], "mean") == "worse"
+    assert claims.compare([low, high], [near], "mean") == "tie"
+
+
+@pytest.mark.skipif(not PAPER.is_file(), reason="the paper's text is not beside the checkout")
+def test_every_paper_number_is_in_the_papers_text() -> None:
+    printed = {float(x) for x in re.findall(r"\d+\.\d+|\d+", PAPER.read_text())}
+    for number, rows in paper.TABLES.items():
+        if number == "FLAP":
+            continue
+        for row in rows:
+            for column, value in row.values.items():
+                assert value in printed, (row.label, column, value)
+
+
+def test_paper_rows_are_labelled_as_the_papers() -> None:
+    row = paper.find(4, "SlimLLM", 0.5, setting="uniform ratios")
+    assert row.label.startswith("the paper's Table 4, LLaMA-7B")
+    assert paper.find("FLAP", "FLAP", 0.5).label.startswith("FLAP's LLaMA-7B")
+    assert paper.change(paper.find(1, "SlimLLM", 0.5), "wikitext2") == pytest.approx(
+        37.89 / 12.62 - 1
+    )
