@@ -9,8 +9,9 @@ bfloat16, fixed rather than `auto` so that records made on different machines ar
 (on SmolLM2 it moves perplexity by under 0.2 %, see the README).
 
 An interrupted run resumes from its records; `--only` splits the work between processes
-(give each OMP_NUM_THREADS=1 on a 2-core machine), and `--assemble` measures nothing and
-writes the "table1" record from whatever is stored, with the cells still missing listed.
+(give each OMP_NUM_THREADS=1 on a 2-core machine), `--dry-run` lists the cells and which have
+records, and `--assemble` measures nothing and writes the "table1" record from whatever is
+stored, with the cells still missing listed. The cells' helpers are benchmarks/_cells.py.
 
     python benchmarks/table1.py --only "slimllm 20%" --measure ppl   # one model's perplexity
     python benchmarks/table1.py --assemble --markdown                # the table from records
@@ -23,26 +24,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from _cells import (
+    DTYPE,
+    LIMIT,
+    SEEDS,
+    TUNE_PRESET,
+    Clock,
+    achieved,
+    cell_configs,
+    entries,
+    measure,
+    measure_groups,
+    only_labels,
+    status,
+)
 
 from slimllm.experiments import recipes, tables
-from slimllm.experiments.runners import (
-    perplexity_config,
-    run_perplexity,
-    run_zeroshot,
-    zeroshot_config,
-)
 from slimllm.experiments.store import Store
-from slimllm.measure.lm_eval_tasks import SEVEN_TASKS
 from slimllm.measure.zeroshot import DEFAULT_BATCH_SIZE
 from slimllm.peers.registry import METHODS, method_config
 from slimllm.tuning.lora import preset
 
 RATIOS = (0.2, 0.5)
 TUNED = ("slimllm", "llm-pruner")
-SEEDS = (42, 43, 44)
-DTYPE = "bfloat16"
-LIMIT = 500
-TUNE_PRESET = "cpu"
 
 
 @dataclass(frozen=True)
@@ -76,81 +80,27 @@ def table_rows(model: str, methods: list[str], seeds_method: str) -> list[Row]:
     return rows
 
 
-def cell_configs(row: Row, max_windows: int | None, limit: int | None) -> dict[str, Any]:
-    """The store configuration of each of a row's cells."""
-    found: dict[str, Any] = {
-        ds: perplexity_config(row.recipe, ds, dtype=DTYPE, max_windows=max_windows)
-        for ds in tables.PPL_COLUMNS
-    }
-    found["zeroshot"] = zeroshot_config(row.recipe, list(SEVEN_TASKS), limit, 0, DTYPE)
-    return found
-
-
-def measure(
-    store: Store, row: Row, configs: dict[str, Any], what: set[str], settings: dict[str, Any]
-) -> None:
-    for name, config in configs.items():
-        kind, group, runner = (
-            ("zeroshot", "zeroshot", run_zeroshot)
-            if name == "zeroshot"
-            else ("perplexity", "ppl", run_perplexity)
-        )
-        if group not in what:
-            continue
-        record = store.run(kind, config, lambda c=config, r=runner: r(c, settings), settings)
-        state = "stored" if record.loaded else f"measured in {record.seconds:.0f} s"
-        print(f"{row.label} {name}: {state} ({record.path})", flush=True)
-
-
 def assemble(
     store: Store, rows: list[Row], max_windows: int | None, limit: int | None
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """Table rows read from the store, and the labels of the cells not measured yet."""
-    out, missing = [], []
+    out: list[dict[str, Any]] = []
+    missing: list[str] = []
     for row in rows:
-        configs = cell_configs(row, max_windows, limit)
-        entry: dict[str, Any] = {
-            "label": row.label,
-            "method": row.method,
-            "ratio": row.ratio,
-            "tuned": row.tuned,
-            "seed": row.seed,
-            "extra_seed": row.extra_seed,
-            "recipe": row.recipe,
-            "achieved": None,
-        }
-        if "prune" in row.recipe:
-            pruning = store.get("prune", {"model": recipes.untuned(row.recipe)})
-            entry["achieved"] = None if pruning is None else pruning.result["achieved"]
-        for ds in tables.PPL_COLUMNS:
-            rec = store.get("perplexity", configs[ds])
-            entry[ds] = None
-            if rec is None:
-                missing.append(f"{row.label} {ds}")
-            else:
-                res = rec.result
-                entry[ds] = {
-                    "ppl": res["ppl"],
-                    "ci": [res["ci_low"], res["ci_high"]],
-                    "record": rec.key,
-                    "seconds": rec.seconds,
-                }
-        rec = store.get("zeroshot", configs["zeroshot"])
-        entry["zeroshot"] = None
-        if rec is None:
-            missing.append(f"{row.label} zero-shot")
-        else:
-            res = rec.result
-            entry["zeroshot"] = {
-                "tasks": {
-                    t: {k: res["tasks"][t][k] for k in ("value", "stderr", "metric")}
-                    for t in SEVEN_TASKS
-                },
-                "mean": res["mean"],
-                "record": rec.key,
-                "seconds": rec.seconds,
+        cells = entries(store, cell_configs(row.recipe, max_windows, limit), row.label, missing)
+        out.append(
+            {
+                "label": row.label,
+                "method": row.method,
+                "ratio": row.ratio,
+                "tuned": row.tuned,
+                "seed": row.seed,
+                "extra_seed": row.extra_seed,
+                "recipe": row.recipe,
+                "achieved": achieved(store, row.recipe),
+                **cells,
             }
-        out.append(entry)
+        )
     return out, missing
 
 
@@ -170,6 +120,9 @@ def main() -> None:
         "--only", default="", help="comma-separated row labels (e.g. 'flap 50%%') to measure"
     )
     parser.add_argument("--assemble", action="store_true", help="measure nothing, write the table")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="list the cells (+: has a record), write nothing"
+    )
     parser.add_argument("--markdown", action="store_true", help="print the table and sentences")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
@@ -178,21 +131,23 @@ def main() -> None:
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         parser.error(f"--methods: unknown {unknown}; choose from {', '.join(METHODS)}")
-    what = set(args.measure.split(","))
-    if not what <= {"ppl", "zeroshot"}:
-        parser.error(f"--measure takes ppl and/or zeroshot, got {args.measure!r}")
+    what = measure_groups(parser, args.measure)
     rows = table_rows(args.model, methods, args.seeds_method)
-    only = [s.strip() for s in args.only.split(",") if s.strip()]
-    labels = {r.label for r in rows}
-    if any(o not in labels for o in only):
-        parser.error(f"--only: no rows {sorted(set(only) - labels)}; rows: {sorted(labels)}")
+    only = only_labels(parser, args.only, [r.label for r in rows])
     store = Store.book()
+    chosen = [r for r in rows if not only or r.label in only]
+    if args.dry_run:
+        for row in chosen:
+            configs = cell_configs(row.recipe, args.max_windows, args.limit)
+            print(f"{row.label}: {status(store, configs, what)}")
+        return
     settings = {"device": args.device, "batch_size": args.batch_size, "progress": False}
     if not args.assemble:
-        for row in rows:
-            if not only or row.label in only:
-                measure(store, row, cell_configs(row, args.max_windows, args.limit), what, settings)
-    entries, missing = assemble(store, rows, args.max_windows, args.limit)
+        clock = Clock()
+        for row in chosen:
+            configs = cell_configs(row.recipe, args.max_windows, args.limit)
+            measure(store, row.label, configs, what, settings, clock)
+    rows_found, missing = assemble(store, rows, args.max_windows, args.limit)
     table_config = {
         "model": args.model,
         "methods": methods,
@@ -205,16 +160,16 @@ def main() -> None:
         "tune_preset": TUNE_PRESET,
     }
     record = store.put(
-        "table1", table_config, {"rows": entries, "missing": missing}, settings, replace=True
+        "table1", table_config, {"rows": rows_found, "missing": missing}, settings, replace=True
     )
     print(f"table1 record: {record.path}; {len(missing)} cells not measured yet")
     if args.markdown:
-        print(tables.markdown(entries))
+        print(tables.markdown(rows_found))
         print()
-        for sentence in tables.not_first(entries):
+        for sentence in tables.not_first(rows_found):
             print("-", sentence)
         for column in ("wikitext2", "ptb", "mean"):
-            for sentence in tables.seed_sentences(entries, column):
+            for sentence in tables.seed_sentences(rows_found, column):
                 print("-", sentence)
 
 
