@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from myst_nb import glue
 
 from slimllm.book import report
+from slimllm.method.channels import eigen_weights
 
 
 def glue_figure(name: str, fig: Figure) -> None:
@@ -150,4 +151,48 @@ def grouped_bars(
     ax.set_xticks(range(len(names)), names, rotation=10)
     ax.set(ylabel=ylabel, title=title, yscale="log" if log else "linear")
     ax.legend()
+    return fig
+
+
+def spectra(spectra_by_layer: Mapping[str, torch.Tensor]) -> Figure:
+    """Left: eigenvalues over their mean (Eq. 2), log-log; right: the Eq. 6 weights C_i."""
+    fig, axes = report.figure(ncols=2, width=9.0, height=3.4)
+    for label, spectrum in spectra_by_layer.items():
+        ranks = range(1, spectrum.numel() + 1)
+        axes[0].plot(ranks, spectrum, label=label)
+        axes[1].plot(ranks, eigen_weights(spectrum), label=label)
+    axes[0].set(xscale="log", yscale="log", xlabel="principal direction i",
+                ylabel="$M_i / \\bar M$", title="MLP output spectrum (Eq. 2)")
+    axes[1].set(xscale="log", xlabel="principal direction i", ylabel="$C_i$",
+                title="Eq. 6 weights $C_i = \\mathrm{sigmoid}(M_i / \\bar M)$")
+    axes[1].axhline(0.5, color="gray", lw=0.8, ls=":")
+    axes[0].legend()
+    return fig
+
+
+def per_layer_panels(
+    panels: Mapping[str, Mapping[str, pd.Series]], ylabels: Sequence[str]
+) -> Figure:
+    """Side-by-side panels (title -> label -> per-layer series), one line per label."""
+    fig, axes = report.figure(ncols=len(panels), width=9.0, height=3.4, sharex=True)
+    for ax, (title, lines), ylabel in zip(axes, panels.items(), ylabels, strict=True):
+        for label, series in lines.items():
+            ax.plot(series.index, series, marker="o", ms=3, label=label)
+        ax.set(xlabel="layer", ylabel=ylabel, title=title)
+        if len(lines) > 1:
+            ax.legend()
+    return fig
+
+
+def rank_scatter(reference: torch.Tensor, others: Mapping[str, torch.Tensor]) -> Figure:
+    """Each channel's rank under the reference (x) against its rank under each other criterion
+    (one panel each); dashed lines mark the half a 50 % cut keeps."""
+    fig, axes = report.figure(ncols=len(others), width=10.5, height=3.4, sharey=True)
+    half = reference.numel() / 2
+    for ax, (title, ranks) in zip(axes, others.items(), strict=True):
+        ax.scatter(reference, ranks, s=2, alpha=0.5)
+        ax.axvline(half, color="gray", lw=0.8, ls="--")
+        ax.axhline(half, color="gray", lw=0.8, ls="--")
+        ax.set(xlabel="rank under Eq. 8", title=title)
+    axes[0].set_ylabel("rank under the other criterion")
     return fig

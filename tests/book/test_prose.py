@@ -34,7 +34,6 @@ PENDING = {
     "02_framework_overview",
     "03_pca_preliminaries",
     "04_head_importance",
-    "05_channel_importance",
     "08_slimllm_on_smollm2",
 }
 
