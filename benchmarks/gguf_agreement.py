@@ -24,7 +24,6 @@ import json
 import math
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import xllamacpp as xlc
 
 from slimllm.data.texts import load_text_rows
 from slimllm.deploy.gguf import GGUF_TYPES, export_gguf
+from slimllm.deploy.llamacpp import forced_token, server, tokenize
 from slimllm.experiments.store import Store
 from slimllm.measure.perplexity import get_protocol, make_windows, perplexity
 from slimllm.models.io import load_pruned
@@ -46,61 +46,20 @@ METHOD = (
 )
 
 
-def server(path: Path) -> Any:
-    params = xlc.CommonParams()
-    params.model.path = str(path)
-    params.n_ctx = 256
-    params.n_parallel = 1
-    params.cpuparams.n_threads = 1
-    params.cpuparams_batch.n_threads = 1
-    params.warmup = False
-    params.cache_type_k = params.cache_type_v = xlc.ggml_type.GGML_TYPE_F32
-    params.flash_attn_type = xlc.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED
-    return xlc.Server(params)
-
-
-def llama_tokenize(srv: Any, text: str) -> list[int]:
-    request = urllib.request.Request(
-        f"{srv.listening_address}/tokenize",
-        data=json.dumps({"content": text, "add_special": False}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=600) as response:
-        return json.load(response)["tokens"]
-
-
-def request(srv: Any, prompt: list[int], forced: int, n_probs: int) -> dict[str, Any] | None:
-    """The chosen token's entry (with its top `n_probs`), or None when the server held the
-    token back as an incomplete UTF-8 sequence (then it reports no log-probs)."""
-    result = srv.handle_completions(
-        {
-            "prompt": prompt,
-            "n_predict": 1,
-            "n_probs": n_probs,
-            "temperature": 0,
-            "post_sampling_probs": False,
-            "cache_prompt": True,
-            "logit_bias": [[forced, 100.0]],
-        }
-    )
-    logprobs = result["choices"][0]["logprobs"]
-    return None if logprobs is None else logprobs["content"][0]
-
-
 def window_nll(srv: Any, window: list[int], plain: int, vocab: int) -> tuple[float, int]:
     """Mean NLL of tokens 1.. of `window`, each forced in turn after its prefix, and how many
     targets (partial UTF-8 byte tokens) were read instead from the full distribution while a
     `plain` ASCII token was forced."""
     total, fallbacks = 0.0, 0
     for t in range(1, len(window)):
-        chosen = request(srv, window[:t], window[t], 1)
+        chosen = forced_token(srv, window[:t], window[t], 1)
         if chosen is not None:
             if chosen["id"] != window[t]:
                 raise RuntimeError(f"forcing token {window[t]} failed at position {t}")
             total -= chosen["logprob"]
             continue
         fallbacks += 1
-        full = request(srv, window[:t], plain, vocab)
+        full = forced_token(srv, window[:t], plain, vocab)
         if full is None:
             raise RuntimeError(f"no log-probs at position {t}")
         total -= next(p["logprob"] for p in full["top_logprobs"] if p["id"] == window[t])
@@ -144,7 +103,7 @@ def main() -> None:
             exported = export_gguf(args.folder, Path(tmp) / f"{kind}.gguf", type=kind)
             srv = server(exported.path)
             if kind == types[0]:
-                llama_ids = llama_tokenize(srv, text)
+                llama_ids = tokenize(srv, text)
                 same = llama_ids == ids
                 first_diff = next(
                     (i for i, (a, b) in enumerate(zip(llama_ids, ids, strict=False)) if a != b),

@@ -1,5 +1,6 @@
 """Helpers the test modules import: the checkout's paths, seeded noise, tiny calibration folders,
-small `slimllm prune` command lines and the check that a pruning report matches its model."""
+small `slimllm prune` command lines, a hand-pruned tiny GQA model and the check that a pruning
+report matches its model."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from slimllm.method.regression import fold_regression
 from slimllm.method.report import PruneReport
+from slimllm.models import surgery
 from slimllm.models.adapters import get_adapter
+from slimllm.models.loaders import tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 """The checkout: pyproject.toml, notebooks/, results/ and tests/ are below it."""
@@ -56,3 +60,28 @@ def assert_report_matches_shapes(model: nn.Module, report: PruneReport) -> None:
         assert shape.num_heads == len(row.heads_kept)
         assert shape.num_heads == shape.num_kv_heads * layer.self_attn.num_key_value_groups
         assert adapter.intermediate_size(layer) == row.channels_kept
+
+
+def add_regression_bias(linear: nn.Linear, seed: int) -> None:
+    """Fold a seeded regression (scale near 1, small bias) into `linear`, giving it a bias."""
+    gen = torch.Generator().manual_seed(seed)
+    a = 1 + 0.1 * torch.randn(linear.out_features, generator=gen)
+    b = 0.1 * torch.randn(linear.out_features, generator=gen)
+    weight, bias = fold_regression(linear.weight.data, linear.bias, a, b)
+    surgery.set_output_bias(linear, weight, bias)
+
+
+def pruned_gqa() -> nn.Module:
+    """tiny-gqa pruned by hand: layer 0 keeps 4 of 6 query heads (GQA case (a), fewer heads per
+    group), layer 1 drops a key/value group (case (b)) and half its MLP channels, layer 2 keeps
+    40 channels; regression biases on layer 0's o_proj and layer 2's down_proj."""
+    model = tiny_model("tiny-gqa")
+    adapter = get_adapter(model)
+    first, second, third = adapter.layers(model)
+    surgery.prune_attention_heads(first, adapter, [0, 2, 3, 5])
+    surgery.prune_attention_heads(second, adapter, [3, 4])
+    surgery.prune_mlp_channels(second, adapter, range(0, 96, 2))
+    surgery.prune_mlp_channels(third, adapter, range(40))
+    add_regression_bias(adapter.attention_projections(first).o, 1)
+    add_regression_bias(adapter.mlp_projections(third).down, 2)
+    return model

@@ -4,8 +4,8 @@ llama.cpp itself (through the xllamacpp wheel) agreeing with transformers on the
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import gguf
@@ -25,10 +25,10 @@ from slimllm.deploy.gguf import (
     permute_rope,
     pre_tokenizer_name,
 )
-from slimllm.models import surgery
 from slimllm.models.adapters import get_adapter
 from slimllm.models.io import save_pruned
 from slimllm.models.loaders import byte_tokenizer, tiny_model
+from tests.helpers import pruned_gqa
 
 RECORD = {"method": "slimllm", "model": "tiny-gqa", "target": 0.3, "achieved": 0.31}
 PROMPTS = (
@@ -37,27 +37,6 @@ PROMPTS = (
     "Hello\n\nworld  é ü 中文",
 )
 HEAD_DIM = 16
-
-
-def _bias(linear: nn.Linear, seed: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    bias = 0.1 * torch.randn(linear.out_features, generator=gen)
-    surgery.set_output_bias(linear, linear.weight.data, bias)
-
-
-def pruned_gqa() -> nn.Module:
-    """tiny-gqa with fewer heads per group, a dropped KV group, narrower MLPs and the regression
-    biases (o_proj of layer 0, down_proj of layer 2)."""
-    model = tiny_model("tiny-gqa")
-    adapter = get_adapter(model)
-    first, second, third = adapter.layers(model)
-    surgery.prune_attention_heads(first, adapter, [0, 2, 3, 5])
-    surgery.prune_attention_heads(second, adapter, [3, 4])
-    surgery.prune_mlp_channels(second, adapter, range(0, 96, 2))
-    surgery.prune_mlp_channels(third, adapter, range(40))
-    _bias(adapter.attention_projections(first).o, 1)
-    _bias(adapter.mlp_projections(third).down, 2)
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -228,46 +207,19 @@ def test_cli_export(pruned_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixt
 # --- llama.cpp itself ------------------------------------------------------------------------
 
 
-class LlamaCpp:
-    """One exported GGUF served by llama.cpp in this process (xllamacpp), deterministic: one
-    thread, f32 KV cache, no flash attention (whose f16 path costs ~1e-3 in log-probs)."""
+@pytest.fixture(scope="module")
+def llamacpp() -> ModuleType:
+    """`slimllm.deploy.llamacpp`, or a skip where the llama.cpp runtime wheel is missing."""
+    return pytest.importorskip(
+        "slimllm.deploy.llamacpp", reason="the llama.cpp runtime wheel (xllamacpp) is missing"
+    )
 
-    def __init__(self, path: Path) -> None:
-        xlc = pytest.importorskip("xllamacpp", reason="the llama.cpp runtime wheel is missing")
-        params = xlc.CommonParams()
-        params.model.path = str(path)
-        params.n_ctx = 256
-        params.n_parallel = 1
-        params.cpuparams.n_threads = 1
-        params.cpuparams_batch.n_threads = 1
-        params.warmup = False
-        params.cache_type_k = params.cache_type_v = xlc.ggml_type.GGML_TYPE_F32
-        params.flash_attn_type = xlc.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_DISABLED
-        self.server = xlc.Server(params)
 
-    def tokenize(self, text: str) -> list[int]:
-        """llama.cpp's own tokenizer, through the server's /tokenize route."""
-        request = urllib.request.Request(
-            f"{self.server.listening_address}/tokenize",
-            data=json.dumps({"content": text, "add_special": False}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.load(response)["tokens"]
-
-    def top_logprobs(self, ids: list[int], k: int) -> dict[int, float]:
-        """Next-token log-probs of the top k after `ids`, from the raw logits."""
-        result = self.server.handle_completions(
-            {
-                "prompt": ids, "n_predict": 1, "n_probs": k, "temperature": 0,
-                "post_sampling_probs": False, "cache_prompt": False,
-                # Forcing a plain ASCII token: a partial UTF-8 byte would be held back with its
-                # probabilities; the bias acts after the reported (raw) log-probs.
-                "logit_bias": [[ids[0], 100.0]],
-            }
-        )  # fmt: skip
-        top = result["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
-        return {t["id"]: t["logprob"] for t in top}
+def _top_logprobs(llamacpp: ModuleType, srv: Any, ids: list[int], k: int) -> dict[int, float]:
+    """Next-token log-probs of the top k after `ids`, from llama.cpp's raw logits. A plain ASCII
+    token is forced: a partial UTF-8 byte would be held back with its probabilities."""
+    chosen = llamacpp.forced_token(srv, ids, ids[0], k, cache_prompt=False)
+    return {t["id"]: t["logprob"] for t in chosen["top_logprobs"]}
 
 
 def _reference(model: nn.Module, ids: list[int]) -> torch.Tensor:
@@ -283,30 +235,32 @@ def dense_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("which", ["pruned", "dense"])
 def test_llama_cpp_matches_transformers(
-    which: str, exported: dict[str, Any], dense_gguf: Path
+    which: str, exported: dict[str, Any], dense_gguf: Path, llamacpp: ModuleType
 ) -> None:
     path, model = (
         (exported["f32"].path, pruned_gqa())
         if which == "pruned"
         else (dense_gguf, tiny_model("tiny-gqa"))
     )
-    runtime = LlamaCpp(path)
+    srv = llamacpp.server(path)
     tokenizer = byte_tokenizer()
     for prompt in PROMPTS:
         ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        assert runtime.tokenize(prompt) == ids
-        got = runtime.top_logprobs(ids, k=10)
+        assert llamacpp.tokenize(srv, prompt) == ids
+        got = _top_logprobs(llamacpp, srv, ids, k=10)
         reference = _reference(model, ids)
         assert list(got) == torch.topk(reference, 10).indices.tolist()
         assert max(abs(lp - reference[i].item()) for i, lp in got.items()) < 1e-4
 
 
 @pytest.mark.parametrize("kind", ["f16", "q8_0"])
-def test_llama_cpp_runs_reduced_precision(kind: str, exported: dict[str, Any]) -> None:
-    runtime = LlamaCpp(exported[kind].path)
+def test_llama_cpp_runs_reduced_precision(
+    kind: str, exported: dict[str, Any], llamacpp: ModuleType
+) -> None:
+    srv = llamacpp.server(exported[kind].path)
     model = pruned_gqa()
     ids = byte_tokenizer()(PROMPTS[0], add_special_tokens=False)["input_ids"]
-    got = runtime.top_logprobs(ids, k=5)
+    got = _top_logprobs(llamacpp, srv, ids, k=5)
     reference = _reference(model, ids)
     assert next(iter(got)) == int(reference.argmax())
     assert max(abs(lp - reference[i].item()) for i, lp in got.items()) < 0.05

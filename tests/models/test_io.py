@@ -22,11 +22,11 @@ from transformers import (
     Qwen2ForCausalLM,
 )
 
-from slimllm.method.regression import fold_regression
 from slimllm.models import modeling_slimllm, surgery
 from slimllm.models.adapters import get_adapter
 from slimllm.models.io import load_pruned, save_pruned, weights_digest
 from slimllm.models.loaders import byte_tokenizer, tiny_model
+from tests.helpers import add_regression_bias, pruned_gqa
 
 IDS = torch.randint(0, 256, (2, 10), generator=torch.Generator().manual_seed(0))
 RECORD = {"method": "slimllm", "ratio": {"target": 0.2, "achieved": 0.198}, "seed": 0}
@@ -37,31 +37,9 @@ def _logits(model: nn.Module) -> torch.Tensor:
         return model(IDS).logits
 
 
-def _add_regression_bias(linear: nn.Linear, seed: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    a = 1 + 0.1 * torch.randn(linear.out_features, generator=gen)
-    b = 0.1 * torch.randn(linear.out_features, generator=gen)
-    weight, bias = fold_regression(linear.weight.data, linear.bias, a, b)
-    surgery.set_output_bias(linear, weight, bias)
-
-
-def _pruned_gqa() -> nn.Module:
-    """tiny-gqa with GQA case (a), case (b), channel pruning and regression biases."""
-    model = tiny_model("tiny-gqa")
-    adapter = get_adapter(model)
-    first, second, third = adapter.layers(model)
-    surgery.prune_attention_heads(first, adapter, [0, 2, 3, 5])
-    surgery.prune_attention_heads(second, adapter, [3, 4])
-    surgery.prune_mlp_channels(second, adapter, range(0, 96, 2))
-    surgery.prune_mlp_channels(third, adapter, range(40))
-    _add_regression_bias(adapter.attention_projections(first).o, 1)
-    _add_regression_bias(adapter.mlp_projections(third).down, 2)
-    return model
-
-
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, nn.Module]:
-    model = _pruned_gqa()
+    model = pruned_gqa()
     out = save_pruned(model, byte_tokenizer(), tmp_path_factory.mktemp("io") / "pruned", RECORD)
     return out, model
 
@@ -243,7 +221,7 @@ def test_other_families_round_trip(family: str, tmp_path: Path) -> None:
     surgery.prune_attention_heads(first, adapter, [1, 3])
     surgery.prune_attention_heads(second, adapter, [2, 3])
     surgery.prune_mlp_channels(second, adapter, range(0, 96, 4))
-    _add_regression_bias(adapter.mlp_projections(second).down, 3)
+    add_regression_bias(adapter.mlp_projections(second).down, 3)
     out = save_pruned(model, byte_tokenizer(), tmp_path / family, RECORD)
     expected = _logits(model)
     assert torch.equal(_logits(load_pruned(out)[0]), expected)
