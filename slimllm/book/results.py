@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from IPython.display import HTML, Markdown
+from IPython.display import HTML, Markdown, display
 
 from slimllm.book import report
 from slimllm.experiments import claims, paper, tables
@@ -89,45 +89,65 @@ def _seeds(cells: list[Cell], column: str) -> str:
         return ""
     digits = 1 if tables.lower_is_better(column) else 2
     values = [c.value for c in cells]
-    return f"{len(cells)} seeds: {min(values):.{digits}f}–{max(values):.{digits}f}"
+    return f"{min(values):.{digits}f}–{max(values):.{digits}f} ({len(cells)})"
 
 
 def frame(rows: Sequence[Row], columns: Sequence[str], model: str = "SmolLM2-135M") -> pd.DataFrame:
-    """Ours (± the 95 % interval, seed range where run) and the change relative to our dense
-    model, beside the paper's value and its change relative to the paper's dense model."""
+    """Per column: ours (± the 95 % interval), the range over seeds where run, the change
+    relative to our dense model, and beside them the paper's value and its change relative to
+    the paper's dense model (`model`: how the header names our side)."""
+    with_paper = any(r.spec.paper for r in rows)
+    with_seeds = {c: any(len(r.seeds.get(c, [])) > 1 for r in rows) for c in columns}
     records = []
     for row in rows:
-        entry: dict[str, str] = {"": row.spec.group, "row": row.spec.label}
-        entry["achieved"] = (
-            "" if "prune" not in row.spec.recipe else _value(row.cells["achieved"], "achieved")
-        )
-        refused = row.refusal
+        entry: dict[tuple[str, str], str] = {}
+        if any("prune" in r.spec.recipe for r in rows):
+            entry[("", "achieved")] = (
+                _value(row.cells["achieved"], "achieved") if "prune" in row.spec.recipe else ""
+            )
         for column in columns:
             name = COLUMN_NAMES[column]
-            cell = row.cells[column]
-            base = row.dense[column]
-            if refused is not None:
-                entry[f"{name} ({model})"] = f"refused: {refused.result.get('error', '?')}"
-                entry[f"{name} Δ dense"] = ""
+            cell, base = row.cells[column], row.dense[column]
+            if row.refusal is not None:
+                entry[(name, model)] = f"refused ({row.refusal.result.get('error', '?')})"
             else:
-                text = _value(cell, column)
-                spread = _seeds(row.seeds.get(column, []), column)
-                entry[f"{name} ({model})"] = f"{text} ({spread})" if spread else text
-                entry[f"{name} Δ dense"] = _change(
-                    None if cell is None else cell.value, None if base is None else base.value
-                )
-            if row.spec.paper is not None or any(r.spec.paper for r in rows):
+                entry[(name, model)] = _value(cell, column)
+            if with_seeds[column]:
+                entry[(name, "seeds")] = _seeds(row.seeds.get(column, []), column)
+            entry[(name, "Δ dense")] = _change(
+                None if cell is None else cell.value, None if base is None else base.value
+            )
+            if with_paper:
                 found = None if row.spec.paper is None else row.spec.paper.values.get(column)
-                entry[f"{name} (paper)"] = "" if found is None else f"{found:g}"
-                entry[f"{name} paper Δ dense"] = (
+                entry[(name, "paper")] = "" if found is None else f"{found:g}"
+                entry[(name, "paper Δ")] = (
                     ""
                     if row.spec.paper is None
                     else _change(found, _paper_base(row.spec.paper, column))
                 )
-        if any(r.spec.paper for r in rows):
-            entry["paper's row"] = "" if row.spec.paper is None else row.spec.paper.label
+        if with_paper:
+            entry[("", "paper's row")] = "" if row.spec.paper is None else _short(row.spec.paper)
         records.append(entry)
-    return pd.DataFrame.from_records(records).set_index(["", "row"])
+    out = pd.DataFrame.from_records(records)
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    out.index = pd.MultiIndex.from_tuples(
+        [(r.spec.group, r.spec.label) for r in rows], names=["", "row"]
+    )
+    return out
+
+
+def _short(row: PaperRow) -> str:
+    """Where a paper value comes from, e.g. "Table 4, LLaMA-7B" (its row is the one of the
+    same method, setting, ratio and tuning)."""
+    where = f"Table {row.table}" if isinstance(row.table, int) else f"{row.source}'s README"
+    return f"{where}, {row.model}"
+
+
+def frames(rows: Sequence[Row], columns: Sequence[str], model: str = "SmolLM2-135M") -> None:
+    """`frame` for one column at a time, each under its name (narrow enough for the page)."""
+    for column in columns:
+        display(Markdown(f"**{COLUMN_NAMES[column]}**"))
+        display(frame(rows, [column], model))
 
 
 def _paper_base(row: PaperRow, column: str) -> float | None:
@@ -454,22 +474,40 @@ def latency_figure(results_dir: str | None = None) -> None:
 # --- claims and cost ------------------------------------------------------------------------
 
 
+def _code(text: str) -> str:
+    """HTML-escaped text with `backticks` as <code>."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _link(page: str) -> str:
+    return f'<a href="{page}.html">{html.escape(page.removeprefix("../"))}</a>'
+
+
 def claims_table(results_dir: str | None = None) -> HTML:
-    """Every claim, its verdict, the numbers behind it, its records and a link to its page."""
+    """Every claim with its verdict and a link to the page its numbers come from."""
     found = claims.verdicts(Store.book(results_dir))
-    body = []
-    for v in found:
-        link = f'<a href="{v.page}.html">{html.escape(v.page.lstrip("./"))}</a>'
-        keys = ", ".join(f"<code>{k}</code>" for k in v.records) or "none"
-        body.append(
-            f"<tr><td>{html.escape(v.claim)}</td><td><b>{v.verdict}</b></td>"
-            f"<td>{html.escape(v.sentence)}</td><td>{keys}</td>"
-            f"<td><code>{html.escape(v.command)}</code></td><td>{link}</td></tr>"
-        )
-    head = "".join(
-        f"<th>{h}</th>" for h in ("claim", "verdict", "numbers", "records", "command", "page")
+    body = "".join(
+        f"<tr><td>{_code(v.claim)}</td><td><b>{v.verdict}</b></td><td>{_link(v.page)}</td></tr>"
+        for v in found
     )
-    return HTML(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    head = "<tr><th>claim</th><th>verdict</th><th>page</th></tr>"
+    return HTML(f"<table><thead>{head}</thead><tbody>{body}</tbody></table>")
+
+
+def claims_details(results_dir: str | None = None) -> HTML:
+    """Each claim's verdict, the numbers behind it, the command and the records it read."""
+    found = claims.verdicts(Store.book(results_dir))
+    blocks = []
+    for v in found:
+        keys = ", ".join(f"<code>{k}</code>" for k in v.records) or "none yet"
+        blocks.append(
+            f"<p><b>{_code(v.claim)}</b> Verdict: <b>{v.verdict}</b> ({_link(v.page)}).</p>"
+            f"<p>{_code(v.sentence)}</p>"
+            f"<p>Command: <code>{html.escape(v.command)}</code></p>"
+            f"<details><summary>{len(v.records)} records</summary><p>{keys}</p></details><hr>"
+        )
+    return HTML("".join(blocks))
 
 
 def claims_figure(results_dir: str | None = None) -> None:

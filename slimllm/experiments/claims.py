@@ -2,8 +2,9 @@
 
 A verdict is one of VERDICTS:
 
-- "reproduced": our numbers show the claim, beyond the 95 % intervals and the calibration-seed
-  spread (the intervals of two rows, widened to every seed's interval, do not overlap);
+- "reproduced": our numbers show the claim beyond noise: where both rows were run with several
+  calibration seeds, every seed of one beats every seed of the other; otherwise their 95 %
+  intervals (widened over the seeds of a row that has several) do not overlap;
 - "not reproduced": our numbers show the opposite, or a gap the claim names is outside ours;
 - "inconclusive": the difference is inside interval or seed noise, or a record it needs is not
   in the store yet (the sentence says which and the command that writes it);
@@ -90,10 +91,18 @@ def center(cells: Sequence[Cell]) -> float:
 
 
 def compare(ours: Sequence[Cell], theirs: Sequence[Cell], column: str) -> str:
-    """ "better", "worse" or "tie" for `ours` against `theirs` on `column`: better or worse only
-    when the envelopes of intervals and seeds do not overlap."""
-    lo, hi = envelope(ours)
-    tlo, thi = envelope(theirs)
+    """ "better", "worse" or "tie" for `ours` against `theirs` on `column`.
+
+    With several calibration seeds on both sides the seed noise decides: apart only when every
+    seed of one side beats every seed of the other (as `tables.seed_sentences` says it). Else
+    the 95 % intervals decide, widened over the seeds of the side that has several: apart only
+    when they do not overlap.
+    """
+    if len(ours) > 1 and len(theirs) > 1:
+        lo, hi = min(c.value for c in ours), max(c.value for c in ours)
+        tlo, thi = min(c.value for c in theirs), max(c.value for c in theirs)
+    else:
+        (lo, hi), (tlo, thi) = envelope(ours), envelope(theirs)
     if hi < tlo:
         return "better" if lower_is_better(column) else "worse"
     if thi < lo:

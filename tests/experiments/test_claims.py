@@ -134,6 +134,11 @@ def test_verdict_rules_on_cells() -> None:
     # Higher is better for accuracy; seeds widen the envelope.
     assert claims.compare([low], [high], "mean") == "worse"
     assert claims.compare([low, high], [near], "mean") == "tie"
+    # Seeds on both sides: the seed ranges decide, even where the intervals overlap.
+    a, b = claims.Cell(10.0, 8.0, 12.0, "x", "a"), claims.Cell(10.5, 8.5, 12.5, "x", "b")
+    c, d = claims.Cell(11.0, 9.0, 13.0, "x", "c"), claims.Cell(11.5, 9.5, 13.5, "x", "d")
+    assert claims.compare([a, b], [c, d], "wikitext2") == "better"
+    assert claims.compare([a, c], [b, d], "wikitext2") == "tie"
 
 
 @pytest.mark.skipif(not PAPER.is_file(), reason="the paper's text is not beside the checkout")
