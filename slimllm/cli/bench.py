@@ -114,10 +114,12 @@ def run(args: argparse.Namespace) -> int:
     common.check_json(args)
     device = common.device_or_default(args.device)
     dtype, reason = resolve_dtype(args.dtype, device)
+    common.check_positions(dense_name, args.prefill_len, "--prefill-len")
+    common.check_positions(
+        dense_name, args.prompt_len + args.new_tokens, "--prompt-len + --new-tokens"
+    )
     dense = load_any(dense_name, dtype, device)[0]
     _check_architecture(dense, dense_name, configs)
-    common.check_positions(dense, args.prefill_len, "--prefill-len")
-    common.check_positions(dense, args.prompt_len + args.new_tokens, "--prompt-len + --new-tokens")
     models = {"dense": dense}
     for path in args.dirs:
         models[str(path)] = load_any(str(path), dtype, device)[0]

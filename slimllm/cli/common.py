@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
-from transformers import PreTrainedModel
+from transformers import AutoConfig
 
 from slimllm.data.sources import DATA_ENV
 from slimllm.experiments.store import CHECKOUT_RESULTS, RESULTS_ENV, Store, resolve_results_dir
 from slimllm.measure.lm_eval_tasks import SEVEN_TASKS
-from slimllm.models.loaders import EMBEDDED, TINY, cache_dir
+from slimllm.models.loaders import EMBEDDED, TINY, TINY_DEFAULTS, cache_dir, convert_embedded
 from slimllm.models.precision import DTYPE_CHOICES
 from slimllm.util.files import non_finite
 
@@ -239,13 +239,30 @@ def records_note(store: Store) -> str:
     return f"{store.root} (another folder: --results-dir or ${RESULTS_ENV})"
 
 
-def check_positions(model: PreTrainedModel, tokens: int, what: str) -> None:
+def positions(name: str) -> int | None:
+    """The max_position_embeddings of the model `name`, read from its config without loading
+    the weights (so a bad length is refused before any work); None where there is no config to
+    read, which the loader then reports."""
+    if name in TINY:
+        return int({**TINY_DEFAULTS, **TINY[name]}["max_position_embeddings"])
+    if name in EMBEDDED:
+        name = str(convert_embedded(name))  # what loading does first, once
+    config = model_config(name)
+    if config is None:
+        try:
+            config = AutoConfig.from_pretrained(name).to_dict()
+        except (OSError, ValueError):
+            return None
+    return config.get("max_position_embeddings")
+
+
+def check_positions(name: str, tokens: int, what: str) -> None:
     """Refuse a window longer than the model's positions: it would be scored past what the
     model was built for, or fail midway."""
-    positions = getattr(model.config, "max_position_embeddings", None)
-    if positions is not None and tokens > positions:
+    limit = positions(name)
+    if limit is not None and tokens > limit:
         raise ValueError(
-            f"{what} is {tokens} tokens, more than the model's {positions} positions "
+            f"{what} is {tokens} tokens, more than the model's {limit} positions "
             "(config.max_position_embeddings)"
         )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lm_eval.tasks import TaskManager
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from slimllm.cli import common
 from slimllm.cli.common import MODELS_HELP, positive_int
@@ -104,7 +104,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _check_answers(
-    model: PreTrainedModel,
+    model: str,
     tokenizer: PreTrainedTokenizerBase,
     tasks: list[str],
     limit: int | None,
@@ -114,7 +114,7 @@ def _check_answers(
     """lm-eval stops on an assertion, well into a run, at an answer longer than the model's
     positions (PIQA has a 1065-byte one, over the tiny models' 512 byte tokens): look for one
     among the chosen items before any scoring."""
-    positions = getattr(model.config, "max_position_embeddings", None)
+    positions = common.positions(model)
     if positions is None:
         return
     with tempfile.TemporaryDirectory(prefix="slimllm-check-") as folder:
@@ -164,12 +164,12 @@ def run(args: argparse.Namespace) -> int:
     device = common.device_or_default(args.device)
     dtype, reason = resolve_dtype(args.dtype, device)
     print(f"dtype {dtype} ({reason}) on {device}")
-    model, tokenizer = load_any(args.model, dtype, device)
     if ppl:
         window = PROTOCOLS[protocol].seq_len
-        common.check_positions(model, window, f"--protocol {protocol}'s window")
+        common.check_positions(args.model, window, f"--protocol {protocol}'s window")
+    model, tokenizer = load_any(args.model, dtype, device)
     if args.zeroshot:
-        _check_answers(model, tokenizer, tasks, limit, seed, args.data_dir)
+        _check_answers(args.model, tokenizer, tasks, limit, seed, args.data_dir)
     recipe = of_folder(args.model) if Path(args.model).is_dir() else {"base": args.model}
     results = []
     if ppl:

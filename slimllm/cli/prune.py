@@ -226,13 +226,13 @@ def run(args: argparse.Namespace) -> int:
     _check_model(args)
     store = common.results_store(args)
     device = common.device_or_default(args.device)
+    if OWN_CALIBRATION[args.method] is not None:
+        common.check_positions(args.model, config.calib_seq_len, "--calib-seq-len")
     # The model stays on the CPU; each layer visits `device` during calibration.
     model, tokenizer = load_model(args.model, dtype=args.dtype, device="cpu")
     layers = model.config.num_hidden_layers
     if config.num_pruned_layers is not None and config.num_pruned_layers > layers:
         raise ValueError(f"--layers {config.num_pruned_layers}: the model has {layers} layers")
-    if OWN_CALIBRATION[args.method] is not None:
-        common.check_positions(model, config.calib_seq_len, "--calib-seq-len")
     report = prune_with(
         args.method, model, tokenizer, config, device=device, data_dir=args.data_dir, log=print
     )

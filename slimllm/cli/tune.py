@@ -128,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
     common.check_out(args, args.model)
     load_records(config.data_file, args.data_dir)  # bad data fails before the model loads
     device = common.device_or_default(args.device)
+    common.check_positions(args.model, config.cutoff_len, "--cutoff-len")
     model, tokenizer = load_any(args.model, "float32", device)
-    common.check_positions(model, config.cutoff_len, "--cutoff-len")
     slim = getattr(model.config, "slimllm", None)
     record = dict(slim["record"]) if slim else {"model": args.model}
     model, report = tune(model, tokenizer, config, data_dir=args.data_dir, device=device, log=print)
