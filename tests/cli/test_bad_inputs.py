@@ -31,26 +31,15 @@ from slimllm.experiments import recipes
 from slimllm.experiments.runners import perplexity_config
 from slimllm.experiments.store import RESULTS_ENV, Store
 from slimllm.method.config import PruneConfig
-from slimllm.models import surgery
-from slimllm.models.adapters import get_adapter
 from slimllm.models.io import load_pruned, save_pruned
 from slimllm.models.loaders import ModelNotAvailableError, byte_tokenizer, load_model, tiny_model
 from slimllm.util.files import write_json
-from tests.helpers import ROOT, write_novels
+from tests.helpers import ROOT, pruned_gqa, write_novels
 
 SHARED = Path(os.environ.get("SLIMLLM_DATA_DIR") or ROOT.parent / "shared" / "data")
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 needs_data = pytest.mark.skipif(not SHARED.is_dir(), reason=f"no data folder at {SHARED}")
-
-
-def _pruned_gqa() -> torch.nn.Module:
-    model = tiny_model("tiny-gqa")
-    adapter = get_adapter(model)
-    first, second, _ = adapter.layers(model)
-    surgery.prune_attention_heads(first, adapter, [0, 1, 2])
-    surgery.prune_mlp_channels(second, adapter, range(0, 96, 2))
-    return model
 
 
 def _truncate(folder: Path) -> None:
@@ -66,7 +55,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     dense = root / "dense"
     tiny_model("tiny-gqa").save_pretrained(dense)
     tokenizer.save_pretrained(dense)
-    pruned = _pruned_gqa()
+    pruned = pruned_gqa()
     save_pruned(pruned, tokenizer, root / "pruned", {"recipe": recipes.dense("tiny-gqa")})
     save_pruned(pruned, tokenizer, root / "norecipe", {"note": "saved without a recipe"})
     tuned = {"recipe": {**recipes.dense("tiny-gqa"), "tune": {"max_steps": 1}}}
