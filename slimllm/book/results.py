@@ -404,6 +404,7 @@ def latency_frame(results_dir: str | None = None) -> pd.DataFrame:
         records.append(
             {
                 "model": name,
+                "GQA rule": rec.config["models"].get(name, {}).get("prune", {}).get("gqa_mode", ""),
                 "params (M)": f"{m['parameters']['total'] / 1e6:.1f}",
                 "prefill (ms)": _quartiles(m["prefill"], 1e3, 0),
                 f"decode {tokens} tok (s)": _quartiles(m["decode"], 1.0, 2),

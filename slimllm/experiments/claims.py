@@ -311,6 +311,12 @@ def lorap_gap_50(ev: Evidence) -> Verdict:
 # --- Table 3 --------------------------------------------------------------------------------
 
 
+def _gqa_rule(ev: Evidence, key: str) -> str:
+    """The `gqa_mode` the SlimLLM 50 % model of latency record `key` was pruned with."""
+    rec = next(r for r in ev.records("latency") if r.key == key)
+    return rec.config["models"]["slimllm 50%"]["prune"]["gqa_mode"]
+
+
 def _latency(ev: Evidence) -> tuple[dict[str, Any], str] | None:
     """The latency record with a dense and a SlimLLM 50 % model, the longest decode first."""
     found = [
@@ -335,6 +341,7 @@ def prefill_speedup(ev: Evidence) -> Verdict:
         verdict.sentence = _missing("a latency record", COMMANDS["table3"])
         return verdict
     result, key = found
+    rule = _gqa_rule(ev, key)
     dense, pruned = result["models"]["dense"]["prefill"], result["models"]["slimllm 50%"]["prefill"]
     speed = dense["median"] / pruned["median"]
     low, high = dense["q1"] / pruned["q3"], dense["q3"] / pruned["q1"]
@@ -346,7 +353,8 @@ def prefill_speedup(ev: Evidence) -> Verdict:
     )
     verdict.sentence = (
         f"Prefill of 256 tokens: SmolLM2 at 50 % is {speed:.2f}x faster than dense (quartiles "
-        f"{low:.2f}-{high:.2f}x, {result['device']} {result['dtype']}), against the paper's "
+        f"{low:.2f}-{high:.2f}x, {result['device']} {result['dtype']}, GQA rule {rule}), against "
+        f"the paper's "
         f"{target:.2f}x for LLaMA-7B on a V100."
     )
     return verdict
