@@ -4,16 +4,17 @@ reference is the base the pruned folder was made from."""
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import pytest
 
-from slimllm.cli import main
+from slimllm.cli import common, main
 from slimllm.experiments import recipes
 from slimllm.experiments.recipes import of_folder
 from slimllm.experiments.runners import measure_perplexity
-from slimllm.experiments.store import Store
+from slimllm.experiments.store import CHECKOUT_RESULTS, Store
 from tests.helpers import small_calibration_argv, write_novels
 
 WORDS = ["sun", "moon", "star", "rain", "snow", "wind", "leaf", "tree"]
@@ -104,3 +105,10 @@ def test_bench_defaults_to_the_recipe_base(
     assert main([*argv, "--dense", "tiny-llama"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--dense tiny-llama is not the architecture" in err
+
+
+def test_the_checkout_results_folder_is_protected(tmp_path: Path) -> None:
+    """Records the command line writes into the book's evidence never replace other numbers
+    there without --replace; any other folder is the user's to overwrite."""
+    assert common.results_store(argparse.Namespace(results_dir=CHECKOUT_RESULTS)).protect
+    assert not common.results_store(argparse.Namespace(results_dir=tmp_path)).protect
