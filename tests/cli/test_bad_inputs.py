@@ -22,10 +22,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import PreTrainedModel
 
 import slimllm.cli.eval as eval_cmd
 import slimllm.cli.prune as prune_cmd
-import slimllm.models.io as model_io
 from slimllm.cli import main
 from slimllm.experiments import recipes
 from slimllm.experiments.runners import perplexity_config
@@ -387,18 +387,28 @@ def _interrupt(*args: object, **kwargs: object) -> None:
     raise KeyboardInterrupt
 
 
+def _half_save(self: object, folder: str | Path, *args: object, **kwargs: object) -> None:
+    """Ctrl-C with the weights written part-way."""
+    (Path(folder) / "model.safetensors").write_bytes(b"part")
+    raise KeyboardInterrupt
+
+
+OVERWRITE = [*PRUNE[:-1], "{full}", "--overwrite"]
+
+
 @pytest.mark.parametrize(
-    ("module", "name", "argv", "left"),
+    ("where", "name", "stop", "argv", "left"),
     [
-        (prune_cmd, "prune_with", [*PRUNE[:-1], "{full}", "--overwrite"], "--out {full} left"),
-        (model_io.shutil, "copyfile", [*PRUNE[:-1], "{full}", "--overwrite"], "--out {full}"),
-        (eval_cmd, "perplexity", [*EVAL, "--json", "{afile}"], "--json {afile} left as it was"),
+        (prune_cmd, "prune_with", _interrupt, OVERWRITE, "--out {full} left as it was"),
+        (PreTrainedModel, "save_pretrained", _half_save, OVERWRITE, "--out {full} left"),
+        (eval_cmd, "perplexity", _interrupt, [*EVAL, "--json", "{afile}"], "--json {afile} left"),
     ],
     ids=["prune: while pruning", "prune: while saving", "eval: while measuring"],
 )
 def test_ctrl_c_is_one_line_and_leaves_the_output(
-    module: object,
+    where: object,
     name: str,
+    stop: Callable[..., None],
     argv: list[str],
     left: str,
     world: dict[str, str],
@@ -407,7 +417,7 @@ def test_ctrl_c_is_one_line_and_leaves_the_output(
 ) -> None:
     root = Path(world["w"])
     before = snapshot(root)
-    monkeypatch.setattr(module, name, _interrupt)
+    monkeypatch.setattr(where, name, stop)
     args = [arg.format(**world) for arg in argv] + ["--data-dir", world["data"]]
     if argv[0] == "prune":
         args += ["--calib-samples", "2", "--calib-seq-len", "16", "--device", "cpu"]
