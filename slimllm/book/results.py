@@ -318,6 +318,43 @@ def paper_frame(table: int) -> pd.DataFrame:
     ).set_index(["model", "ratio", "row"])
 
 
+def calibration_figure(rows: Sequence[Row]) -> None:
+    """Table 7: perplexity relative to the 32-sample default against the number of calibration
+    samples, ours (each seed and their mean) beside the paper's."""
+    fig, axes = report.figure(ncols=2, width=11, height=3.6)
+    counts = {row.spec.label: row.spec.recipe["prune"]["calib_samples"] for row in rows}
+    default = next(r for r in rows if counts[r.spec.label] == 32)
+    for ax, column in zip(axes, ("wikitext2", "ptb"), strict=True):
+        base = default.seeds[column] or [c for c in [default.cells[column]] if c is not None]
+        ours = [(counts[r.spec.label], r.seeds[column] or [r.cells[column]]) for r in rows]
+        ours = [(n, [c for c in cells if c is not None]) for n, cells in ours]
+        ours = [(n, cells) for n, cells in ours if cells]
+        if not base or len(ours) < 2:
+            _empty(ax, f"{COLUMN_NAMES[column]} against the calibration size")
+            continue
+        ref = sum(c.value for c in base) / len(base)
+        for n, cells in ours:
+            ax.scatter([n] * len(cells), [c.value / ref for c in cells], color="C0", s=12)
+        means = [sum(c.value for c in cells) / len(cells) / ref for _, cells in ours]
+        ax.plot([n for n, _ in ours], means, color="C0", label="SmolLM2-135M (seeds, mean)")
+        theirs = [(counts[r.spec.label], r.spec.paper.values[column]) for r in rows if r.spec.paper]
+        paper_ref = default.spec.paper.values[column] if default.spec.paper else math.nan
+        ax.plot(
+            [n for n, _ in theirs],
+            [v / paper_ref for _, v in theirs],
+            color="C1",
+            marker="s",
+            label="the paper (LLaMA-7B)",
+        )
+        ax.set_xscale("log", base=2)
+        ax.axhline(1.0, color="gray", lw=0.8)
+        ax.set_xlabel("calibration samples of 128 tokens")
+        ax.set_ylabel(f"{COLUMN_NAMES[column]} perplexity / at 32 samples")
+        ax.legend()
+    fig.suptitle("Table 7: perplexity against the calibration size")
+    report.show(fig)
+
+
 def retention_figure(rows: Sequence[Row]) -> None:
     """Tables 2/8/9: WikiText-2 perplexity relative to each model's dense, per model."""
     fig, ax = report.figure(width=9, height=3.8)

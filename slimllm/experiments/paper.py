@@ -160,9 +160,15 @@ TABLE6 = (
     _row(6, L7, 0.5, "SlimLLM", False, [48.66, 81.64, 46.66], ABLATION, "w/o regression"),
 )
 
+
+def samples(n: int) -> str:
+    """Table 7's setting label: "1 sample", "32 samples"."""
+    return f"{n} sample{'s' if n != 1 else ''}"
+
+
 #: The paper's Table 7: LLaMA-7B at 50 %, number of 128-token calibration samples.
 TABLE7 = tuple(
-    _row(7, L7, 0.5, "SlimLLM", False, values, ABLATION, f"{n} samples")
+    _row(7, L7, 0.5, "SlimLLM", False, values, ABLATION, samples(n))
     for n, values in (
         (1, [58.8, 129.95, 46.50]),
         (4, [45.89, 99.64, 49.14]),

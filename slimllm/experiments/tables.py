@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from slimllm.experiments.paper import PaperRow
+from slimllm.experiments.paper import PaperRow, samples
 from slimllm.experiments.paper import dense as paper_dense
 from slimllm.experiments.paper import find as paper_find
 from slimllm.experiments.recipes import LATER_DEFAULTS, dense, pruned, untuned
@@ -520,9 +520,9 @@ def table7_specs() -> list[Spec]:
     """Table 7 at 50 %: 1 to 64 calibration samples of 128 tokens (and 128 samples)."""
     return [
         Spec(
-            f"{n} samples",
+            samples(n),
             recipe(calib_samples=n),
-            paper_find(7, "SlimLLM", 0.5, setting=f"{n} samples") if n <= 64 else None,
+            paper_find(7, "SlimLLM", 0.5, setting=samples(n)) if n <= 64 else None,
             "50 %",
             "table7",
         )

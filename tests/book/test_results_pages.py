@@ -61,6 +61,8 @@ def test_page_helpers_run_on_an_empty_store(tmp_path: Path) -> None:
     rows = results.table1_rows(empty)
     results.relative_figure(rows, "empty")
     results.retention_figure(results.other_model_rows(empty))
+    results.calibration_figure(results.ablation_rows(7, empty))
+    results.calibration_figure(results.ablation_rows(7, str(RESULTS)))
     results.coefficients_figure(empty)
     results.latency_figure(empty)
     results.cost_figure(empty)
