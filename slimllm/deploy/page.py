@@ -102,7 +102,7 @@ def _where(record: Mapping[str, Any]) -> str:
     env = record.get("environment", {})
     cpu = env.get("cpu", {})
     return (
-        f"measured {env.get('measured_at', '?')} on {cpu.get('model', '?')} "
+        f"Measured {env.get('measured_at', '?')} on {cpu.get('model', '?')} "
         f"({cpu.get('cores', '?')} cores), record `results/{record['kind']}/{record['key']}.json`"
     )
 
@@ -171,8 +171,9 @@ def latency_section(record: Mapping[str, Any]) -> str:
         f"Ratios are to dense in the same runtime and file type, from the same run; "
         f'"CPU time" is the process\'s CPU seconds, which other jobs on a shared machine inflate '
         f"far less than wall time.{_short_decode(spec['new_tokens'])} {_where(record)}; "
-        f"load average {settings['load_average_before'][0]:.1f} before and "
-        f"{settings['load_average_after'][0]:.1f} after ({settings['conditions']}).",
+        f"load average {settings['load_average_before'][0]:.1f} when the run began and "
+        f"{settings['load_average_after'][0]:.1f} when it ended. Conditions: "
+        f"{settings['conditions']}.",
     ]
     for phase in result["phases"]:
         rows = []
