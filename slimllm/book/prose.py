@@ -66,8 +66,14 @@ def span(low: float, high: float, digits: int = 2) -> str:
     return a if a == b else f"{a} to {b}"
 
 
-def compare(value: float, reference: float, more: str = "higher", less: str = "lower",
-            same: str = "the same as", tolerance: float = 0.0) -> str:
+def compare(
+    value: float,
+    reference: float,
+    more: str = "higher",
+    less: str = "lower",
+    same: str = "the same as",
+    tolerance: float = 0.0,
+) -> str:
     """The word for `value` against `reference` ("higher", "lower", or `same` within tolerance)."""
     if abs(value - reference) <= tolerance:
         return same
@@ -118,7 +124,7 @@ def setting(
     if eval_dtype is not None:
         evaluation += f", evaluated in {eval_dtype}"
     return (
-        f"preset `{preset}`: model `{params['model']}` in {params['dtype']} on "
+        f"preset {preset}: model {params['model']} in {params['dtype']} on "
         f"{params['device']}, {params['calib_samples']} calibration windows of "
         f"{params['calib_seq_len']} tokens, seed {params['seed']}{evaluation}. "
         f"The {len(records)} stored record{'s' if len(records) != 1 else ''} it reads "
