@@ -162,7 +162,12 @@ def run_notebook(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
+    parser.add_argument(
+        "notebooks",
+        nargs="*",
+        type=Path,
+        help="default: notebooks/*.ipynb, then the Results pages notebooks/results/*.ipynb",
+    )
     parser.add_argument(
         "-p",
         "--parameter",
@@ -193,7 +198,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
     args = parser.parse_args(argv)
-    notebooks: list[Path] = args.notebooks or sorted(Path("notebooks").glob("[!.]*.ipynb"))
+    notebooks: list[Path] = args.notebooks or [
+        *sorted(Path("notebooks").glob("[!.]*.ipynb")),
+        *sorted(Path("notebooks/results").glob("[!.]*.ipynb")),
+    ]
     if not notebooks:
         print("run_notebooks: no notebooks given or found in notebooks/", file=sys.stderr)
         return 2
