@@ -476,13 +476,16 @@ def nonuniform_matters_most(ev: Evidence) -> Verdict:
         )
         return verdict
     _, uniform = changes["uniform ratios"]
-    worse = compare(base, uniform, "wikitext2") == "better"
+    # "better": full SlimLLM beats uniform ratios beyond noise.
+    outcome = compare(base, uniform, "wikitext2")
     largest = max(changes, key=lambda k: changes[k][0])
     not_run = [s.label for s in specs[1:] if s.label not in changes]
-    if not worse or largest != "uniform ratios":
-        verdict.verdict = "not reproduced" if not_run == [] or not worse else "inconclusive"
+    if outcome == "worse":
+        verdict.verdict = "not reproduced"
+    elif outcome == "tie" or not_run:
+        verdict.verdict = "inconclusive"
     else:
-        verdict.verdict = "inconclusive" if not_run else "reproduced"
+        verdict.verdict = "reproduced" if largest == "uniform ratios" else "not reproduced"
     paper_change = paper.change(
         paper.find(4, "SlimLLM", 0.5, setting="uniform ratios"), "wikitext2"
     )
