@@ -3,12 +3,15 @@
 Only one layer's activations are held at a time: the hidden states entering layer i (one
 tensor per calibration batch) are pushed through layer i to become the inputs of layer i + 1.
 Hooks on sub-modules (o_proj, down_proj, ...) collect what a pruner needs on the way. The model
-may stay on the CPU while each layer visits `device` in turn, so large models prune on one GPU.
+may stay on the CPU while each layer visits `device` in turn, so large models prune on one GPU;
+a `LayerHome` says where a layer is between visits (in the model, or in checkpoint shards that
+are read one layer at a time), and the forwards may run in another dtype than the weights.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import copy
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
@@ -51,13 +54,16 @@ class _Catcher(nn.Module):
         return hidden_states
 
 
-def _to(value: Any, device: torch.device) -> Any:
+def _to(value: Any, device: torch.device | None, dtype: torch.dtype | None = None) -> Any:
+    """`value` (a tensor, or tuples, lists and dicts of them) on `device`, floating tensors in
+    `dtype`."""
     if isinstance(value, torch.Tensor):
-        return value.to(device)
-    if isinstance(value, tuple):
-        return tuple(_to(v, device) for v in value)
+        cast = dtype if dtype is not None and value.is_floating_point() else None
+        return value.to(device=device, dtype=cast)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_to(v, device, dtype) for v in value)
     if isinstance(value, dict):
-        return {k: _to(v, device) for k, v in value.items()}
+        return {k: _to(v, device, dtype) for k, v in value.items()}
     return value
 
 
@@ -167,6 +173,22 @@ def run_layer(
     return outputs
 
 
+@contextmanager
+def replayed(module: nn.Module, outputs: Sequence[Any]) -> Iterator[None]:
+    """While open, the i-th call of `module` returns outputs[i] instead of computing anything.
+
+    A pruner that already holds what a sub-module gives on each calibration batch (its pruned
+    attention, say) runs the rest of the layer around it without recomputing it.
+    """
+    feed = iter(outputs)
+    # An instance attribute shadows the class's forward for this module alone.
+    module.forward = lambda *_args, **_kwargs: next(feed)
+    try:
+        yield
+    finally:
+        del module.forward
+
+
 @dataclass
 class LayerStep:
     """One stop of the walk: the layer, its index and the hidden states entering it."""
@@ -175,6 +197,42 @@ class LayerStep:
     layer: nn.Module
     inputs: list[torch.Tensor]
     kwargs: list[dict[str, Any]]
+    #: The layer the calibration forwards run on: `layer` itself, or (a walk in another dtype
+    #: than the weights) a copy of it in that dtype, made when the step began.
+    work: nn.Module | None = None
+    #: Set by a consumer that already has the layer's outputs as it now is; else the walker
+    #: runs the layer to get them.
+    outputs: list[torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        if self.work is None:
+            self.work = self.layer
+
+
+class LayerHome:
+    """Where decoder layers stay between visits: here, in the model, wherever each one is.
+
+    A walk fetches each layer onto its device before the visit and releases it after; a home
+    that keeps layers elsewhere (checkpoint shards on disk) loads and writes them instead.
+    """
+
+    def __init__(self) -> None:
+        self._homes: dict[int, torch.device] = {}
+
+    def fetch(self, index: int, layer: nn.Module, device: torch.device) -> None:
+        """Make `layer` (layer `index` of the model) usable on `device`."""
+        self._homes[index] = next(layer.parameters()).device
+        layer.to(device)
+
+    def release(self, index: int, layer: nn.Module, final: bool) -> None:
+        """Put `layer` back; `final`: the walk's changes to it are the result (a pruning walk)."""
+        layer.to(self._homes.pop(index))
+
+
+def _in_dtype(layer: nn.Module, dtype: torch.dtype | None) -> nn.Module:
+    if dtype is None or next(layer.parameters()).dtype == dtype:
+        return layer
+    return copy.deepcopy(layer).to(dtype)
 
 
 class LayerWalker:
@@ -182,9 +240,14 @@ class LayerWalker:
 
     for step in walker:   # step.inputs are the hidden states entering step.layer
         ...               # collect statistics with run_layer(...), prune step.layer in place
-    After each step the walker recomputes the layer's outputs with the layer as it is then,
-    so layer i + 1 is calibrated on what the already-pruned layers produce; `on_outputs(step,
-    outputs)`, if given, sees them (e.g. to compare each layer's input with its output).
+    After each step the walker recomputes the layer's outputs with the layer as it is then
+    (unless the step set `step.outputs`), so layer i + 1 is calibrated on what the
+    already-pruned layers produce; `on_outputs(step, outputs)`, if given, sees them (e.g. to
+    compare each layer's input with its output).
+
+    With `dtype`, hidden states and forwards are in that dtype (`step.work` is the layer's copy
+    in it) while the weights stay as they are; `home` fetches and releases the layers, and
+    `final` tells it whether this walk's changes are the result.
     """
 
     def __init__(
@@ -196,6 +259,9 @@ class LayerWalker:
         progress: bool = True,
         adapter: ModelAdapter | None = None,
         on_outputs: Callable[[LayerStep, list[torch.Tensor]], None] | None = None,
+        dtype: torch.dtype | None = None,
+        home: LayerHome | None = None,
+        final: bool = False,
     ) -> None:
         self.model = model
         self.on_outputs = on_outputs
@@ -204,7 +270,15 @@ class LayerWalker:
             torch.device(device) if device is not None else next(model.parameters()).device
         )
         self.progress = progress
-        self.captured = capture_layer_inputs(model, input_ids, batch_size, self.adapter)
+        self.dtype = dtype
+        self.home = home or LayerHome()
+        self.final = final
+        captured = capture_layer_inputs(model, input_ids, batch_size, self.adapter)
+        # The rotary tables and masks join the hidden states' dtype, as in a model of that dtype.
+        self.captured = LayerInputs(
+            hidden=[_to(h, None, dtype) for h in captured.hidden],
+            kwargs=_to(captured.kwargs, None, dtype),
+        )
         #: Outputs of the last layer once the walk has finished.
         self.outputs: list[torch.Tensor] = []
 
@@ -213,17 +287,22 @@ class LayerWalker:
         hidden = self.captured.hidden
         for i in tqdm(range(len(layers)), desc="layers", disable=not self.progress):
             layer = layers[i]
-            home = next(layer.parameters()).device
-            layer.to(self.device)
+            self.home.fetch(i, layer, self.device)
             try:
-                step = LayerStep(i, layer, hidden, self.captured.kwargs[i])
+                step = LayerStep(
+                    i, layer, hidden, self.captured.kwargs[i], _in_dtype(layer, self.dtype)
+                )
                 yield step
-                outputs = run_layer(layer, hidden, step.kwargs, self.device)
+                outputs = step.outputs
+                if outputs is None:
+                    outputs = run_layer(
+                        _in_dtype(layer, self.dtype), hidden, step.kwargs, self.device
+                    )
                 if self.on_outputs is not None:
                     self.on_outputs(step, outputs)
                 hidden = outputs
             finally:
-                layer.to(home)
+                self.home.release(i, layer, self.final)
         self.outputs = hidden
 
 

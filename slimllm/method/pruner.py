@@ -4,18 +4,22 @@ The model-walking glue lives here; the mathematics is in heads.py (Eq. 4, Algori
 channels.py (Eq. 1-2, 5-8), regression.py (Eq. 9-10) and ratios.py (Eq. 11).
 Inside a layer attention is pruned first and the MLP is then calibrated on what the pruned
 attention produces; layer i + 1 is calibrated on the output of the pruned layers before it.
+Each layer's attention and MLP run once per walk: what a pruned sub-layer gives is computed
+from its projection's stored inputs and replayed into the layer (see `_prune_layer`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from slimllm.method import channels, heads, regression
-from slimllm.method.calibration import LayerStep, LayerWalker, run_layer
+from slimllm.method.calibration import LayerHome, LayerStep, LayerWalker, replayed, run_layer
 from slimllm.method.config import PruneConfig
 from slimllm.method.harness import PruneRun, calibration_for, count_parameters
 from slimllm.method.plan import (
@@ -34,6 +38,26 @@ from slimllm.models.adapters import AttentionShape, ModelAdapter, get_adapter
 CHUNK_TOKENS = 1024
 
 
+#: Bound on one chunk of float64 head contributions (SmolLM2's 1024 tokens take 40 MiB).
+CHUNK_BYTES = 1 << 29
+
+
+#: Output covariances narrower than this are decomposed on one thread: on the shared 2-core
+#: CPU SmolLM2's 576-wide eigh took 0.2 s on one thread and 0.8-1.2 s on two (threads wait on
+#: each other when the cores are busy); wider ones (LLaMA-7B's 4096) keep every thread.
+SERIAL_EIGH_BELOW = 2048
+
+
+@contextmanager
+def _threads(count: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 #: Quantiles of the regression coefficients A and B kept in each LayerReport.
 FIT_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 
@@ -45,8 +69,11 @@ def layer_similarities(
     batch_size: int,
     device: torch.device,
     progress: bool = False,
+    dtype: torch.dtype | None = None,
+    home: LayerHome | None = None,
 ) -> torch.Tensor:
-    """Eq. 11's E[cos(X_i, X_{i+1})] for every layer of the (unpruned) model."""
+    """Eq. 11's E[cos(X_i, X_{i+1})] for every layer of the (unpruned) model, its forwards in
+    `dtype` (default: the model's), its layers fetched from `home` (default: the model)."""
     sims: list[float] = []
 
     def record(step: LayerStep, outputs: list[torch.Tensor]) -> None:
@@ -55,7 +82,10 @@ def layer_similarities(
             acc.update(x.reshape(-1, x.size(-1)), y.reshape(-1, y.size(-1)))
         sims.append(acc.finalize())
 
-    for _ in LayerWalker(model, input_ids, batch_size, device, progress, on_outputs=record):
+    walk = LayerWalker(
+        model, input_ids, batch_size, device, progress, on_outputs=record, dtype=dtype, home=home
+    )
+    for _ in walk:
         pass
     return torch.tensor(sims, dtype=torch.float64)
 
@@ -154,30 +184,37 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.size(-1))
 
 
+def _chunk_tokens(num_heads: int, width: int) -> int:
+    """Tokens per chunk of head contributions: CHUNK_TOKENS, fewer where a chunk's float64
+    copy of [heads, tokens, width] would pass CHUNK_BYTES (LLaMA-7B-sized layers)."""
+    return max(1, min(CHUNK_TOKENS, CHUNK_BYTES // (8 * num_heads * width)))
+
+
+def _apply(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """`linear` on activations `x` in their dtype (the calibration dtype, which may not be the
+    weights'): what the module gives in a layer run in that dtype."""
+    bias = None if linear.bias is None else linear.bias.to(x.dtype)
+    return F.linear(x, linear.weight.to(x.dtype), bias)
+
+
 def _fit_and_fold(
     linear: nn.Linear,
-    x: torch.Tensor,
-    w_full: torch.Tensor,
-    keep_cols: torch.Tensor,
+    kept_inputs: torch.Tensor,
+    full: torch.Tensor,
     report: LayerReport,
     part: str,
 ) -> None:
-    """Eq. 9-10 for an output projection whose input columns outside keep_cols were removed.
+    """Eq. 9-10 for an output projection whose input columns outside the kept ones were removed.
 
-    `x` holds the full inputs and `w_full` the weight before surgery; `linear` is already
-    sliced to keep_cols. Records the fit's summary as the report's `{part}_*` fields.
+    `kept_inputs` [N, K'] are the calibration inputs of the columns `linear` (already sliced)
+    keeps and `full` [N, D] its outputs before surgery. Records the fit's summary as the
+    report's `{part}_*` fields.
     """
     acc = regression.RegressionAccumulator()
-    bias = linear.bias
-    for chunk in x.split(CHUNK_TOKENS):
-        chunk = chunk.to(linear.weight.device, linear.weight.dtype)
-        full = chunk @ w_full.T
-        pruned = chunk[:, keep_cols] @ linear.weight.T
-        if bias is not None:
-            full, pruned = full + bias, pruned + bias
-        acc.update(pruned, full)
+    for x, y in zip(kept_inputs.split(CHUNK_TOKENS), full.split(CHUNK_TOKENS), strict=True):
+        acc.update(_apply(linear, x), y)
     a, b = acc.solve()
-    weight, new_bias = regression.fold_regression(linear.weight.data, bias, a, b)
+    weight, new_bias = regression.fold_regression(linear.weight.data, linear.bias, a, b)
     surgery.set_output_bias(linear, weight, new_bias)
     q = torch.tensor(FIT_QUANTILES, dtype=torch.float64)
     summary = {
@@ -192,47 +229,59 @@ def _fit_and_fold(
         setattr(report, f"{part}_{name}", value)
 
 
+def _attention_pass(
+    step: LayerStep, adapter: ModelAdapter
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """o_proj's inputs and outputs on every calibration batch; the forwards stop at o_proj.
+
+    o_proj's output is the attention's, which the rest of the layer is later run around.
+    """
+    o_proj = adapter.attention_projections(step.work).o
+    inputs: list[torch.Tensor] = []
+    outputs: list[torch.Tensor] = []
+
+    def keep(_name: str, x: torch.Tensor, y: torch.Tensor) -> None:
+        inputs.append(x)
+        outputs.append(y)
+
+    run_layer(
+        step.work, step.inputs, step.kwargs, watch={"o": o_proj}, on_output=keep, stop_after=o_proj
+    )
+    return inputs, outputs
+
+
 def _prune_attention(
     step: LayerStep,
     adapter: ModelAdapter,
     plans: list[AttentionPlan],
     config: PruneConfig,
     report: LayerReport,
-) -> AttentionPlan:
+    o_inputs: list[torch.Tensor],
+    o_outputs: list[torch.Tensor],
+) -> tuple[AttentionPlan, list[torch.Tensor]]:
     """Prune the heads of the plan whose search ends at the highest Eq. 4 similarity (the only
-    plan, unless gqa_mode is "score"); returns the plan taken."""
+    plan, unless gqa_mode is "score"); returns the plan taken and the pruned attention's output
+    on each batch (from o_proj's stored inputs: the kept heads' inputs are unchanged)."""
     layer = step.layer
     shape = adapter.attention_shape(layer)
     o_proj = adapter.attention_projections(layer).o
-    stored: list[torch.Tensor] = []
-    # Only o_proj's input is needed, so each batch stops there and skips the MLP.
-    run_layer(
-        layer,
-        step.inputs,
-        step.kwargs,
-        watch={"o": o_proj},
-        on_output=lambda _n, x, _y: stored.append(_flat(x)),
-        stop_after=o_proj,
-    )
-    x = torch.cat(stored)
+    x = torch.cat([_flat(t) for t in o_inputs])
     kv_groups = heads.kv_group_index(shape.num_heads, shape.num_kv_heads).to(x.device)
-    accs = {p.mode: heads.HeadStatsAccumulator() for p in plans}
-    for chunk in x.split(CHUNK_TOKENS):
-        contrib = heads.head_contributions(chunk, o_proj.weight, shape.num_heads)
-        for mode, acc in accs.items():
-            acc.update(
-                contrib if mode == "heads" else heads.group_contributions(contrib, kv_groups)
-            )
+    acc = heads.HeadStatsAccumulator()
+    for chunk in x.split(_chunk_tokens(shape.num_heads, o_proj.out_features)):
+        acc.update(heads.head_contributions(chunk, o_proj.weight, shape.num_heads))
+    head_stats = acc.finalize(config.head_reduction)
     options = []
     for plan in plans:
-        stats = accs[plan.mode].finalize(config.head_reduction)
         if plan.mode == "heads":
             found = heads.greedy_head_search(
-                stats, plan.heads, groups=kv_groups, search=config.greedy_search
+                head_stats, plan.heads, groups=kv_groups, search=config.greedy_search
             )
             keep_heads = found.kept
         else:
-            found = heads.greedy_head_search(stats, plan.groups, search=config.greedy_search)
+            # A KV group's statistics are sums of its heads': no second pass over the tokens.
+            group_stats = heads.group_statistics(head_stats, kv_groups)
+            found = heads.greedy_head_search(group_stats, plan.groups, search=config.greedy_search)
             keep_heads = [h for h in range(shape.num_heads) if kv_groups[h].item() in found.kept]
         options.append((found.score_final, plan, found, keep_heads))
     # Highest similarity wins; on a tie the earlier plan ("heads", which keeps every KV head).
@@ -245,18 +294,25 @@ def _prune_attention(
     )
     keep_cols = torch.cat(
         [torch.arange(h * shape.head_dim, (h + 1) * shape.head_dim) for h in keep_heads]
-    )
-    w_full = o_proj.weight.data.clone()
+    ).to(x.device)
     surgery.prune_attention_heads(layer, adapter, keep_heads)
     report.heads_kept = list(layer.slimllm_layout.kept_heads)
     if config.regression:
-        _fit_and_fold(o_proj, x, w_full, keep_cols.to(x.device), report, "attn")
-    return plan
+        full = torch.cat([_flat(t) for t in o_outputs])
+        _fit_and_fold(o_proj, x[:, keep_cols], full, report, "attn")
+    return plan, [_apply(o_proj, t[..., keep_cols]) for t in o_inputs]
 
 
 def _prune_mlp(
-    step: LayerStep, adapter: ModelAdapter, n_prune: int, config: PruneConfig, report: LayerReport
-) -> None:
+    step: LayerStep,
+    adapter: ModelAdapter,
+    n_prune: int,
+    config: PruneConfig,
+    report: LayerReport,
+    attention_outputs: list[torch.Tensor],
+) -> list[torch.Tensor]:
+    """Prune `n_prune` MLP channels, calibrated on the layer with its attention giving
+    `attention_outputs` (replayed, not recomputed); returns the pruned MLP's output per batch."""
     layer = step.layer
     proj = adapter.mlp_projections(layer)
     cov, in_norm, down_norm = (
@@ -264,7 +320,8 @@ def _prune_mlp(
         channels.FeatureNormAccumulator(),
         channels.FeatureNormAccumulator(),
     )
-    stored: list[torch.Tensor] = []
+    down_inputs: list[torch.Tensor] = []
+    down_outputs: list[torch.Tensor] = []
 
     def collect(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
         if name == "gate":
@@ -273,17 +330,26 @@ def _prune_mlp(
             down_norm.update(_flat(x))
             if config.feature_space:
                 cov.update(_flat(y))
-            stored.append(_flat(x))
+            down_inputs.append(x)
+            down_outputs.append(y)
 
-    run_layer(
-        layer,
-        step.inputs,
-        step.kwargs,
-        watch={"gate": proj.gate, "down": proj.down},
-        on_output=collect,
-    )
+    work = adapter.mlp_projections(step.work)
+    with replayed(
+        adapter.attention(step.work), [adapter.attention_result(t) for t in attention_outputs]
+    ):
+        run_layer(
+            step.work,
+            step.inputs,
+            step.kwargs,
+            watch={"gate": work.gate, "down": work.down},
+            on_output=collect,
+            stop_after=work.down,
+        )
     if config.feature_space:
-        eigenvalues, basis = channels.feature_space_basis(cov.finalize())
+        scatter = cov.finalize()
+        serial = scatter.shape[0] < SERIAL_EIGH_BELOW
+        with _threads(1) if serial else nullcontext():
+            eigenvalues, basis = channels.feature_space_basis(scatter)
         projected = channels.project_down_proj(proj.down.weight, basis)
         feature = channels.feature_space_importance(projected, channels.eigen_weights(eigenvalues))
     else:
@@ -293,13 +359,64 @@ def _prune_mlp(
     )
     width = proj.gate.out_features
     keep = channels.select_channels(importance, width - n_prune, config.keep_lowest_fraction)
-    w_full = proj.down.weight.data.clone()
     surgery.prune_mlp_channels(layer, adapter, keep)
     report.channels_kept = len(keep)
+    down = adapter.mlp_projections(layer).down
+    keep = keep.to(down_inputs[0].device)
     if config.regression:
-        x = torch.cat(stored)
-        down = adapter.mlp_projections(layer).down
-        _fit_and_fold(down, x, w_full, keep.to(x.device), report, "mlp")
+        x = torch.cat([_flat(t) for t in down_inputs])
+        full = torch.cat([_flat(t) for t in down_outputs])
+        _fit_and_fold(down, x[:, keep], full, report, "mlp")
+    return [_apply(down, t[..., keep]) for t in down_inputs]
+
+
+def _prune_layer(
+    step: LayerStep,
+    adapter: ModelAdapter,
+    ratio: float,
+    hidden: int,
+    config: PruneConfig,
+    report: LayerReport,
+) -> None:
+    """Prune one layer at `ratio` and set `step.outputs` to what the pruned layer gives.
+
+    The layer's attention runs once, up to o_proj; the pruned attention's output follows from
+    o_proj's stored inputs. The MLP then runs once, dense, on those outputs, and the pruned
+    MLP's output follows likewise from down_proj's inputs. The layer's outputs are its residual
+    stream around both replayed results: no pruned sub-layer runs again.
+    """
+    layer = step.layer
+    shape = adapter.attention_shape(layer)
+    bias = adapter.attention_projections(layer).q.bias is not None
+    if config.gqa_mode == "score":
+        plans = [plan_attention(shape, hidden, ratio, m, bias) for m in ("heads", "groups")]
+        plans = [p for p in plans if p.heads > 0]
+    else:
+        plans = [plan_attention(shape, hidden, ratio, config.gqa_mode, bias)]
+        plans = plans if plans[0].heads > 0 else []
+    o_inputs, attention_out = _attention_pass(step, adapter)
+    removed = 0
+    if plans:
+        plan, attention_out = _prune_attention(
+            step, adapter, plans, config, report, o_inputs, attention_out
+        )
+        removed = plan.params
+    del o_inputs
+    n_prune = _mlp_count(
+        layer, adapter, shape, hidden, ratio, config.gqa_mode, removed, config.round_channels_to
+    )
+    mlp_out = (
+        _prune_mlp(step, adapter, n_prune, config, report, attention_out) if n_prune > 0 else None
+    )
+    with ExitStack() as replays:
+        replays.enter_context(
+            replayed(
+                adapter.attention(step.work), [adapter.attention_result(t) for t in attention_out]
+            )
+        )
+        if mlp_out is not None:
+            replays.enter_context(replayed(adapter.mlp(step.work), mlp_out))
+        step.outputs = run_layer(step.work, step.inputs, step.kwargs)
 
 
 def prune(
@@ -310,17 +427,23 @@ def prune(
     data_dir: str | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    home: LayerHome | None = None,
 ) -> PruneReport:
     """Prune `model` in place with SlimLLM and return the record of what was done.
 
-    The model may stay on the CPU while each layer visits `device` in turn.
+    The model may stay on the CPU while each layer visits `device` in turn; with `home`, its
+    layers live elsewhere (e.g. checkpoint shards, see method.streaming_prune) and are fetched
+    one at a time.
     """
     run = PruneRun.begin(model, config or PruneConfig(), device, log)
     config, adapter, device, say = run.config, run.adapter, run.device, run.log
+    dtype = None if config.calib_dtype is None else getattr(torch, config.calib_dtype)
     ids, origin = calibration_for(tokenizer, config, adapter, data_dir)
     say(f"calibration: {origin}")
     # One bar for the whole run (the pruning walk below); this pass is the shorter one.
-    similarity = layer_similarities(model, ids, config.batch_size, device, progress=False)
+    similarity = layer_similarities(
+        model, ids, config.batch_size, device, progress=False, dtype=dtype, home=home
+    )
     solution, alpha = solve_ratios(model, similarity, config)
     say(
         f"target {solution.target:.4f}, achieved {solution.achieved:.4f} "
@@ -328,7 +451,10 @@ def prune(
     )
     hidden = adapter.embeddings(model).embedding_dim
     reports = []
-    for step in LayerWalker(model, ids, config.batch_size, device, progress, adapter):
+    walk = LayerWalker(
+        model, ids, config.batch_size, device, progress, adapter, dtype=dtype, home=home, final=True
+    )
+    for step in walk:
         ratio = float(solution.ratios[step.index])
         report = LayerReport(step.index, float(similarity[step.index]), ratio)
         shape = adapter.attention_shape(step.layer)
@@ -336,25 +462,6 @@ def prune(
         report.channels_before = report.channels_kept = adapter.intermediate_size(step.layer)
         report.heads_kept = list(range(shape.num_heads))
         if ratio > 0:
-            bias = adapter.attention_projections(step.layer).q.bias is not None
-            if config.gqa_mode == "score":
-                plans = [plan_attention(shape, hidden, ratio, m, bias) for m in ("heads", "groups")]
-                plans = [p for p in plans if p.heads > 0]
-            else:
-                plans = [plan_attention(shape, hidden, ratio, config.gqa_mode, bias)]
-                plans = plans if plans[0].heads > 0 else []
-            removed = _prune_attention(step, adapter, plans, config, report).params if plans else 0
-            n_prune = _mlp_count(
-                step.layer,
-                adapter,
-                shape,
-                hidden,
-                ratio,
-                config.gqa_mode,
-                removed,
-                config.round_channels_to,
-            )
-            if n_prune > 0:
-                _prune_mlp(step, adapter, n_prune, config, report)
+            _prune_layer(step, adapter, ratio, hidden, config, report)
         reports.append(report)
     return run.finish(reports, origin, solution.base, alpha, "slimllm")

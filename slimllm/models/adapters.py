@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from torch import nn
+from torch import Tensor, nn
 
 
 class UnsupportedArchitectureError(ValueError):
@@ -96,6 +96,14 @@ class ModelAdapter:
         ):
             if hasattr(attn, attr):
                 setattr(attn, attr, value)
+
+    def attention_result(self, output: Tensor) -> tuple[Tensor, None]:
+        """What the attention module returns when its o_proj (its last step) gives `output`.
+
+        A pruner that knows a layer's attention output replays it with this instead of running
+        the attention again. The MLP module returns its down_proj's output as it is.
+        """
+        return output, None
 
     def intermediate_size(self, layer: nn.Module) -> int:
         return self.mlp_projections(layer).gate.out_features

@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from slimllm.method.calibration import (
+    LayerHome,
     LayerWalker,
     capture_layer_inputs,
     layer_hidden_states,
+    replayed,
     run_layer,
 )
 from slimllm.models.adapters import get_adapter
@@ -89,3 +91,68 @@ def test_stop_after_skips_the_rest_of_the_layer() -> None:
     )
     assert out == [] and seen == ["o"]
     assert not layer.self_attn.o_proj._forward_hooks
+
+
+def test_replayed_attention_gives_the_layer_its_own_outputs() -> None:
+    """A layer run around its attention's recorded output equals the layer run whole, and the
+    replayed attention computes nothing."""
+    model = tiny_model("tiny-gqa")
+    adapter = get_adapter(model)
+    captured = capture_layer_inputs(model, torch.randint(0, 256, (3, 10)), batch_size=2)
+    layer = adapter.layers(model)[1]
+    attention_out: list[torch.Tensor] = []
+    whole = run_layer(
+        layer,
+        captured.hidden,
+        captured.kwargs[1],
+        watch={"o": layer.self_attn.o_proj},
+        on_output=lambda _n, _x, y: attention_out.append(y),
+    )
+    calls: list[int] = []
+    layer.self_attn.q_proj.register_forward_hook(lambda *_: calls.append(1))
+    with replayed(layer.self_attn, [adapter.attention_result(t) for t in attention_out]):
+        again = run_layer(layer, captured.hidden, captured.kwargs[1])
+    assert calls == [] and "forward" not in vars(layer.self_attn)
+    for a, b in zip(again, whole, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_walk_in_another_dtype_keeps_the_weights() -> None:
+    model = tiny_model("tiny-gqa")
+    ids = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(2))
+    reference = layer_hidden_states(model, ids)
+    walker = LayerWalker(model, ids, progress=False, dtype=torch.bfloat16)
+    for step in walker:
+        assert step.inputs[0].dtype == torch.bfloat16
+        assert step.work is not step.layer and step.work.mlp.up_proj.weight.dtype == torch.bfloat16
+        assert step.layer.mlp.up_proj.weight.dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    torch.testing.assert_close(
+        torch.cat(walker.outputs).float(), reference[-1], rtol=0.05, atol=0.05
+    )
+
+
+def test_outputs_set_by_the_step_feed_the_next_layer_and_the_home_sees_every_visit() -> None:
+    class Counting(LayerHome):
+        def __init__(self) -> None:
+            super().__init__()
+            self.visits: list[tuple[str, int, bool]] = []
+
+        def fetch(self, index: int, layer: torch.nn.Module, device: torch.device) -> None:
+            self.visits.append(("fetch", index, False))
+            super().fetch(index, layer, device)
+
+        def release(self, index: int, layer: torch.nn.Module, final: bool) -> None:
+            self.visits.append(("release", index, final))
+            super().release(index, layer, final)
+
+    model = tiny_model("tiny-llama")
+    home = Counting()
+    ids = torch.randint(0, 256, (2, 8), generator=torch.Generator().manual_seed(3))
+    for step in LayerWalker(model, ids, progress=False, home=home, final=True):
+        if step.index == 1:
+            assert all(torch.equal(h, torch.zeros_like(h)) for h in step.inputs)
+        step.outputs = [torch.zeros_like(h) for h in step.inputs]
+    assert home.visits == [
+        (kind, i, kind == "release") for i in range(3) for kind in ("fetch", "release")
+    ]

@@ -13,6 +13,7 @@ from slimllm.method.heads import (
     HeadStatsAccumulator,
     greedy_head_search,
     group_contributions,
+    group_statistics,
     head_contributions,
     head_statistics,
     initial_head_selection,
@@ -293,6 +294,20 @@ def test_group_contributions_sum_heads() -> None:
         np.testing.assert_allclose(summed[k].numpy(), expected.numpy(), atol=1e-12)
     unit = greedy_head_search(head_statistics(summed), 1)
     assert len(unit.pruned) == 1 and len(unit.kept) == 2
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_group_statistics_equal_those_of_summed_contributions(reduction: str) -> None:
+    """Derived from the heads' statistics, a group's are those of its summed contributions."""
+    c = random_contrib(10, heads=6)
+    groups = torch.tensor([0, 0, 1, 1, 2, 2])
+    derived = group_statistics(head_statistics(c, reduction), groups)
+    direct = head_statistics(group_contributions(c, groups), reduction)
+    assert (derived.reduction, derived.count) == (direct.reduction, direct.count)
+    torch.testing.assert_close(derived.cov, direct.cov, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(derived.mean, direct.mean, rtol=1e-10, atol=1e-10)
+    a, b = greedy_head_search(derived, 1), greedy_head_search(direct, 1)
+    assert (a.pruned, a.score_final) == (b.pruned, pytest.approx(b.score_final, abs=1e-10))
 
 
 @pytest.mark.parametrize(

@@ -85,6 +85,25 @@ def test_same_seed_same_weights(data_dir: str) -> None:
         assert na == nb and torch.equal(pa, pb)
 
 
+def test_bfloat16_forwards_keep_float32_weights(data_dir: str) -> None:
+    """calib_dtype runs the calibration in bfloat16; the weights, regression folds included,
+    stay float32, and the model's own dtype as calib_dtype changes nothing at all."""
+    tok = byte_tokenizer()
+    fast, same, plain = tiny_model("tiny-gqa"), tiny_model("tiny-gqa"), tiny_model("tiny-gqa")
+    config = small(ratio=0.3, calib_dtype="bfloat16")
+    report = prune(fast, tok, config, data_dir=data_dir, progress=False)
+    assert abs(report.achieved - 0.3) <= 0.005 + 1e-9
+    assert report.config["calib_dtype"] == "bfloat16"
+    assert all(p.dtype == torch.float32 for p in fast.parameters())
+    assert_report_matches_shapes(fast, report)
+    prune(same, tok, small(ratio=0.3, calib_dtype="float32"), data_dir=data_dir, progress=False)
+    prune(plain, tok, small(ratio=0.3), data_dir=data_dir, progress=False)
+    for (name, a), (_, b) in zip(
+        same.state_dict().items(), plain.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
 def test_regression_fits_the_calibration_outputs_better(data_dir: str) -> None:
     """Least squares on the calibration set: the first pruned projection nears the dense."""
     tok = byte_tokenizer()
@@ -131,13 +150,14 @@ def test_similarities_and_achieved_fraction() -> None:
     [
         ({"ratio": 1.0}, "ratio must be in"),
         ({"ratio": -0.1}, "ratio must be in"),
-        ({"ratio": 0.3, "alpha": 0.0}, "alpha must be > 0"),
+        ({"ratio": 0.3, "alpha": 0.0}, "alpha must be in \\(0, 100\\]"),
         (
             {"ratio": 0.3, "calib_samples": 500, "calib_seq_len": 128},
             "calibration corpus holds only",
         ),
         ({"ratio": 0.8, "max_layer_ratio": 0.5}, "unreachable"),
         ({"ratio": 0.3, "gqa_mode": "rows"}, "gqa_mode must be one of"),
+        ({"ratio": 0.3, "calib_dtype": "int8"}, "calib_dtype must be one of"),
     ],
 )
 def test_bad_input_is_a_clear_error(kwargs: dict[str, object], message: str, data_dir: str) -> None:
