@@ -15,6 +15,8 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +92,71 @@ def weights_digest(folder: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def _entry(model: PreTrainedModel, record: dict[str, Any]) -> dict[str, Any]:
+    """config.json's `slimllm` entry of a pruned model, before its weights' digest."""
+    adapter = get_adapter(model)
+    entry = {
+        "format": modeling_slimllm.FORMAT,
+        "layers": [layer_layout(layer, adapter).to_dict() for layer in adapter.layers(model)],
+        "record": record,
+    }
+    try:
+        json.dumps(entry)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"record must be JSON-serialisable: {err}") from err
+    return entry
+
+
+@contextmanager
+def writing_folder(out_dir: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
+    """A hidden sibling of `out_dir` to write a model folder into, renamed to `out_dir` when the
+    block ends and removed if it raises, so `out_dir` is either complete or as it was.
+
+    A non-empty `out_dir` raises FileExistsError unless `overwrite=True`.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} exists and is not a directory")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _sibling(out, "tmp")
+    try:
+        tmp.mkdir()
+        yield tmp
+        _move_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def write_pruned_files(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    folder: str | os.PathLike[str],
+    record: dict[str, Any],
+) -> None:
+    """All of a pruned model's folder but the weights, into `folder`, which holds them already
+    (written shard by shard, see method.streaming_prune): config.json with the `slimllm` entry
+    of :func:`save_pruned`, the tokenizer and `modeling_slimllm.py`. `model`'s layers give the
+    layouts and may be on the meta device."""
+    entry = _entry(model, record)
+    _finish_folder(Path(folder), model, tokenizer, entry)
+
+
+def _finish_folder(
+    folder: Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, entry: dict[str, Any]
+) -> None:
+    if not (folder / "config.json").is_file():
+        model.config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    entry["weights_sha256"] = weights_digest(folder)
+    _write_slimllm_config(
+        folder / "config.json", entry, _slim_class(model.config.model_type).__name__
+    )
+    shutil.copyfile(modeling_slimllm.__file__, folder / MODELING_FILE)
+
+
 def save_pruned(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -105,22 +172,8 @@ def save_pruned(
     directory that is renamed into place at the end; on any error it is removed and `out_dir` is
     left as it was. A non-empty `out_dir` raises FileExistsError unless `overwrite=True`.
     """
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} exists and is not a directory")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty; pass overwrite=True to replace it")
-    slim_class = _slim_class(model.config.model_type)
-    adapter = get_adapter(model)
-    entry = {
-        "format": modeling_slimllm.FORMAT,
-        "layers": [layer_layout(layer, adapter).to_dict() for layer in adapter.layers(model)],
-        "record": record,
-    }
-    try:
-        json.dumps(entry)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"record must be JSON-serialisable: {err}") from err
+    _slim_class(model.config.model_type)
+    entry = _entry(model, record)
     if getattr(model, "hf_quantizer", None) is not None:
         # A GGUF-loaded model keeps its quantizer, which would make save_pretrained write a
         # quantization_config for weights that are in fact dequantised.
@@ -128,20 +181,10 @@ def save_pruned(
     for param in model.parameters():
         if not param.is_contiguous():
             param.data = param.data.contiguous()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _sibling(out, "tmp")
-    try:
-        tmp.mkdir()
+    with writing_folder(out_dir, overwrite) as tmp:
         model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        entry["weights_sha256"] = weights_digest(tmp)
-        _write_slimllm_config(tmp / "config.json", entry, slim_class.__name__)
-        shutil.copyfile(modeling_slimllm.__file__, tmp / MODELING_FILE)
-        _move_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+        _finish_folder(tmp, model, tokenizer, entry)
+    return Path(out_dir)
 
 
 def load_pruned(
