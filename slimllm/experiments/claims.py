@@ -485,16 +485,30 @@ def nonuniform_matters_most(ev: Evidence) -> Verdict:
     elif outcome == "tie" or not_run:
         verdict.verdict = "inconclusive"
     else:
-        verdict.verdict = "reproduced" if largest == "uniform ratios" else "not reproduced"
+        # Uniform must cost more than every other ablation beyond noise, and vice versa.
+        others = [cells for k, (_, cells) in changes.items() if k != "uniform ratios"]
+        if largest == "uniform ratios":
+            ahead = all(compare(cells, uniform, "wikitext2") == "better" for cells in others)
+            verdict.verdict = "reproduced" if ahead else "inconclusive"
+        else:
+            behind = compare(uniform, changes[largest][1], "wikitext2") == "better"
+            verdict.verdict = "not reproduced" if behind else "inconclusive"
     paper_change = paper.change(
         paper.find(4, "SlimLLM", 0.5, setting="uniform ratios"), "wikitext2"
     )
     paper_full = paper.change(paper.find(4, "SlimLLM", 0.5), "wikitext2")
     assert paper_change is not None and paper_full is not None
+    noise = (
+        " Uniform ratios and the next-largest ablation are within seed or interval noise of "
+        "each other."
+        if verdict.verdict == "inconclusive" and outcome == "better" and not not_run
+        else ""
+    )
     verdict.sentence = (
         f"WikiText-2 at 50 % relative to full SlimLLM: {listed}"
         + (f"; {', '.join(not_run)} not run yet (`{COMMANDS['table4']}`)" if not_run else "")
         + f". The paper's uniform row is {(1 + paper_change) / (1 + paper_full) - 1:+.1%}."
+        + noise
     )
     return verdict
 
