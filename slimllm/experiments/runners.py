@@ -24,7 +24,7 @@ from slimllm.measure.lm_eval_tasks import (
     SEVEN_TASKS,
 )
 from slimllm.measure.perplexity import get_protocol, perplexity, window_nll
-from slimllm.measure.zeroshot import DEFAULT_BATCH_SIZE, SOFTMAX_DTYPE, zeroshot
+from slimllm.measure.zeroshot import DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, SOFTMAX_DTYPE, zeroshot
 from slimllm.models.loaders import parse_dtype
 from slimllm.models.precision import resolve_dtype
 from slimllm.util.provenance import cpu_info
@@ -106,7 +106,12 @@ def measure_perplexity(
 def zeroshot_config(
     recipe: dict[str, Any], tasks: list[str], limit: int | None, seed: int, dtype: str
 ) -> dict[str, Any]:
-    """The store configuration of one zero-shot measurement (what decides the numbers)."""
+    """The store configuration of one zero-shot measurement (what decides the numbers).
+
+    The backend is not part of it: `FastLM` and `HFLM` give the same log-likelihoods up to
+    float rounding, so a record keeps its key whichever produced it; its result's settings
+    name the backend (records from before the fast backend have none: they are HFLM's).
+    """
     return {
         "model": recipe,
         "tasks": list(tasks),
@@ -122,7 +127,7 @@ def run_zeroshot(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, 
     """A "zeroshot" store record's result from its config.
 
     config: {"model": recipe, "tasks": [...], "limit": N or None, "seed": s, "dtype": name};
-    settings: {"batch_size", "device", "data_dir"} (all optional).
+    settings: {"batch_size", "device", "data_dir", "backend"} (all optional).
     """
 
     model, tokenizer = build(
@@ -140,6 +145,7 @@ def run_zeroshot(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, 
         batch_size=settings.get("batch_size", DEFAULT_BATCH_SIZE),
         seed=config.get("seed", 0),
         softmax_dtype=config.get("softmax_dtype", SOFTMAX_DTYPE),
+        backend=settings.get("backend", DEFAULT_BACKEND),
     )
     return result.to_dict()
 

@@ -1,4 +1,9 @@
-"""Zero-shot accuracy on the 7 commonsense tasks through lm-eval's `HFLM` around an in-memory model.
+"""Zero-shot accuracy on the 7 commonsense tasks through lm-eval around an in-memory model.
+
+lm-eval owns the tasks, prompts, metrics and aggregation; the model it drives is `FastLM`
+(`backend="fast"`, the default: lm-eval's `HFLM` with a scorer that shares each context across
+its choices, see `slimllm.measure.fast_lm`) or lm-eval's own `HFLM` (`backend="hflm"`). Both
+give the same per-item log-likelihoods up to float rounding.
 
 The lineage (LLM-Pruner, FLAP, SlimLLM) reports acc for BoolQ, PIQA, WinoGrande and ARC-e and
 acc_norm for HellaSwag, ARC-c and OBQA, and the mean of those seven. Both metrics, their stderr
@@ -15,8 +20,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+from lm_eval.models.huggingface import HFLM
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from slimllm.measure.fast_lm import BATCH_TOKENS, ROW_TOKENS, FastLM
 from slimllm.measure.lm_eval_tasks import (
     HUB_SIZES,
     REPORTED_METRIC,
@@ -28,7 +35,25 @@ from slimllm.measure.lm_eval_tasks import (
 )
 from slimllm.util.provenance import model_record, versions
 
-#: Requests per forward. Not yet measured: `benchmarks/zeroshot_table.py --probe 4,16,32` times
+BACKENDS = ("fast", "hflm")
+
+
+DEFAULT_BACKEND = "fast"
+
+
+#: How each backend lays requests out for the model, for the record.
+LAYOUT = {
+    "fast": (
+        f"prefix trees (each context once, with its choices) in rows of <= {ROW_TOKENS} "
+        f"positions, rows right-padded to the longest of a batch of <= {BATCH_TOKENS} positions; "
+        "output head and log-softmax on the scored positions only"
+    ),
+    "hflm": "right, to the longest request of a batch (lm-eval sorts by length)",
+}
+
+
+#: HFLM's requests per forward (the fast backend uses it only for rolling windows and
+#: generation). Not yet measured: `benchmarks/zeroshot_table.py --probe 4,16,32` times
 #: the choices; the full-vocabulary log-softmax lm-eval keeps per batch grows with the size.
 DEFAULT_BATCH_SIZE = 16
 
@@ -53,6 +78,9 @@ class ZeroShotResult:
     seconds: float
     settings: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
+    #: task -> per item (in `items` order) -> per choice [log-likelihood, greedy 0/1], as the
+    #: backend answered lm-eval; only with `zeroshot(..., keep_loglikelihoods=True)`.
+    loglikelihoods: dict[str, list[list[list[float]]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,23 +102,30 @@ def _quiet_lm_eval() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def check_backend(backend: str) -> None:
+    """Refuse a backend name other than those in `BACKENDS`."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+
+
 def make_lm(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     batch_size: int = DEFAULT_BATCH_SIZE,
     softmax_dtype: str = SOFTMAX_DTYPE,
-) -> Any:
-    """lm-eval's HFLM around the model as it is (its dtype and device are the caller's)."""
-    from lm_eval.models.huggingface import HFLM
-
+    backend: str = DEFAULT_BACKEND,
+) -> HFLM:
+    """The lm-eval model around `model` as it is (its dtype and device are the caller's):
+    `FastLM` for `backend="fast"`, lm-eval's own `HFLM` for `"hflm"`."""
+    check_backend(backend)
     _quiet_lm_eval()
-    return HFLM(
-        pretrained=model,
-        tokenizer=tokenizer,
-        batch_size=batch_size,
-        device=str(next(model.parameters()).device),
-        softmax_dtype=softmax_dtype,
-    )
+    args: dict[str, Any] = {
+        "tokenizer": tokenizer,
+        "batch_size": batch_size,
+        "device": str(next(model.parameters()).device),
+        "softmax_dtype": softmax_dtype,
+    }
+    return FastLM(model, **args) if backend == "fast" else HFLM(pretrained=model, **args)
 
 
 def _metric(task_result: dict[str, Any], name: str) -> tuple[float, float]:
@@ -110,13 +145,17 @@ def zeroshot(
     seed: int = 0,
     softmax_dtype: str = SOFTMAX_DTYPE,
     hub: bool = False,
+    backend: str = DEFAULT_BACKEND,
+    keep_loglikelihoods: bool = False,
 ) -> ZeroShotResult:
     """0-shot accuracy of `model` on `tasks` through lm-eval.
 
     `limit`: a seeded subset of `limit` items per task (`seed`; the whole task where it is
     smaller), the same items for every model, listed in the result. Data come from the local
     data folder (`data_dir`, else $SLIMLLM_DATA_DIR, else ../shared/data); `hub=True` uses
-    lm-eval's own hub tasks instead (network needed).
+    lm-eval's own hub tasks instead (network needed). `backend`: "fast" (`FastLM`) or "hflm"
+    (lm-eval's `HFLM`); the result's settings say which. `keep_loglikelihoods`: keep every
+    request's answer too, to compare backends or models below the verdicts.
     """
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
@@ -125,7 +164,7 @@ def zeroshot(
     check_limit(limit)
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    lm = make_lm(model, tokenizer, batch_size, softmax_dtype)
+    lm = make_lm(model, tokenizer, batch_size, softmax_dtype, backend)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="slimllm-tasks-") as folder:
         if hub:
@@ -155,6 +194,7 @@ def zeroshot(
     seconds = time.perf_counter() - start
     scores: dict[str, dict[str, Any]] = {}
     correct: dict[str, dict[str, list[int]]] = {}
+    answers: dict[str, list[list[list[float]]]] = {}
     for name in names:
         res = out["results"][lm_names[name]]
         acc, acc_se = _metric(res, "acc")
@@ -167,6 +207,9 @@ def zeroshot(
                 f"lm-eval scored {len(docs)} items of {name}, expected {len(items[name])}"
             )
         correct[name] = {m: [int(d[m]) for d in docs] for m in ("acc", "acc_norm") if m in docs[0]}
+        if keep_loglikelihoods:
+            # One response per request (no repeats): [(log-likelihood, greedy)].
+            answers[name] = [[[ll, int(greedy)] for ((ll, greedy),) in d["resps"]] for d in docs]
         scores[name] = {
             "metric": reported,
             "value": value,
@@ -181,15 +224,18 @@ def zeroshot(
         }
     param = next(model.parameters())
     settings = {
+        "backend": backend,
         "batch_size": batch_size,
         "softmax_dtype": softmax_dtype,
-        "padding": "right, to the longest request of a batch (lm-eval sorts by length)",
+        "padding": LAYOUT[backend],
         "dtype": str(param.dtype).removeprefix("torch."),
         "device": str(param.device),
         "torch_threads": torch.get_num_threads(),
         "add_bos_token": lm.add_bos_token,
         "max_length": lm.max_length,
     }
+    if isinstance(lm, FastLM):
+        settings |= {"row_tokens": lm.row_tokens, "batch_tokens": lm.batch_tokens}
     return ZeroShotResult(
         tasks=scores,
         mean=sum(s["value"] for s in scores.values()) / len(scores),
@@ -205,4 +251,5 @@ def zeroshot(
             "hub": hub,
             "versions": versions(),
         },
+        loglikelihoods=answers,
     )

@@ -14,12 +14,16 @@ from typing import Any
 import pytest
 
 from slimllm.cli import main
+from slimllm.experiments import recipes
+from slimllm.experiments.runners import zeroshot_config
+from slimllm.experiments.store import config_key
 from slimllm.measure.lm_eval_tasks import REPORTED_METRIC, SEVEN_TASKS, TASK_PREFIX
 from slimllm.measure.zeroshot import zeroshot
 from slimllm.models import surgery
 from slimllm.models.adapters import get_adapter
 from slimllm.models.io import load_pruned, save_pruned
 from slimllm.models.loaders import byte_tokenizer, load_model, tiny_model
+from tests.helpers import ROOT
 
 LM_EVAL = Path(sys.executable).with_name("lm_eval")
 
@@ -42,6 +46,7 @@ def test_zeroshot_every_local_task(tiny: tuple[Any, Any], shared_data_dir: Path)
         assert res.items[name] == sorted(res.items[name]) and len(set(res.items[name])) == 3
     assert res.mean == pytest.approx(sum(r["value"] for r in res.tasks.values()) / 7)
     assert res.settings["batch_size"] == 8 and res.settings["dtype"] == "float32"
+    assert res.settings["backend"] == "fast" and res.loglikelihoods == {}
 
 
 @pytest.mark.parametrize(
@@ -51,6 +56,7 @@ def test_zeroshot_every_local_task(tiny: tuple[Any, Any], shared_data_dir: Path)
         ({"tasks": []}, "unknown zero-shot task"),
         ({"limit": 0}, "limit must be None or an integer >= 1"),
         ({"batch_size": 0}, "batch_size must be >= 1"),
+        ({"backend": "vllm"}, "backend must be one of fast, hflm"),
     ],
 )
 def test_bad_arguments_fail_clearly(
@@ -58,6 +64,14 @@ def test_bad_arguments_fail_clearly(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         zeroshot(*tiny, data_dir=shared_data_dir, **kwargs)
+
+
+def test_committed_records_keep_their_keys() -> None:
+    """The backend is not in a zero-shot record's key: the dense 500-item record HFLM measured
+    is still the one `zeroshot_config` names."""
+    config = zeroshot_config(recipes.dense(), list(SEVEN_TASKS), 500, 0, "bfloat16")
+    assert "backend" not in config
+    assert (ROOT / "results" / "zeroshot" / f"{config_key('zeroshot', config)}.json").is_file()
 
 
 @pytest.fixture(scope="module")
