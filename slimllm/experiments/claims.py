@@ -572,9 +572,13 @@ def regression_grows(ev: Evidence) -> Verdict:
     verdict.records = _keys(records)
     verdict.numbers = {f"gain {k}": v[0] for k, v in gains.items()}
     if len(gains) < 2:
-        verdict.sentence = (
-            _missing("SlimLLM without regression at 20 % and 50 %", COMMANDS["table6"]) + "."
+        stored = "; ".join(
+            f"at {k} removing it raises WikiText-2 by {g:+.1%} [{lo:+.1%}, {hi:+.1%}]"
+            for k, (g, lo, hi) in gains.items()
         )
+        verdict.sentence = _missing(
+            "SlimLLM without regression at 20 % and 50 %", COMMANDS["table6"]
+        ) + (f"; stored so far: {stored}." if stored else ".")
         return verdict
     (g20, lo20, hi20), (g50, lo50, hi50) = gains["20%"], gains["50%"]
     verdict.verdict = (
