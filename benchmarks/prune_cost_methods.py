@@ -66,7 +66,7 @@ def main() -> None:
         top = sorted(rows, key=lambda r: -r["tottime"])[:25]
         print(json.dumps({"seconds_profiled": result["seconds"], "top_tottime": top}))
         return
-    store = Store()
+    store = Store.book()
     lines = [
         "| method | ratio | achieved | pruning | tokenising (once) | peak RSS | over loaded |",
         "|---|---|---|---|---|---|---|",
@@ -90,7 +90,14 @@ def main() -> None:
                     check=True,
                 )
                 result = json.loads(done.stdout.strip().splitlines()[-1])
-                found = store.put("prune_cost", config, result, settings, result["seconds"])
+                found = store.put(
+                    "prune_cost",
+                    config,
+                    result,
+                    settings,
+                    result["seconds"],
+                    replace=args.recompute,
+                )
             if method in args.profile.split(",") and (
                 store.get("prune_profile", config) is None or args.recompute
             ):
@@ -109,7 +116,14 @@ def main() -> None:
                     check=True,
                 )
                 profile = json.loads(done.stdout.strip().splitlines()[-1])
-                store.put("prune_profile", config, profile, settings, profile["seconds_profiled"])
+                store.put(
+                    "prune_profile",
+                    config,
+                    profile,
+                    settings,
+                    profile["seconds_profiled"],
+                    replace=args.recompute,
+                )
             r = found.result
             print(
                 f"{method:>13} {ratio:.0%}: {r['seconds']:6.1f} s, "

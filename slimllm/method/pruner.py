@@ -11,7 +11,7 @@ from its projection's stored inputs and replayed into the layer (see `_prune_lay
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -40,12 +40,6 @@ CHUNK_TOKENS = 1024
 
 #: Bound on one chunk of float64 head contributions (SmolLM2's 1024 tokens take 40 MiB).
 CHUNK_BYTES = 1 << 29
-
-
-#: Output covariances narrower than this are decomposed on one thread: on the shared 2-core
-#: CPU SmolLM2's 576-wide eigh took 0.2 s on one thread and 0.8-1.2 s on two (threads wait on
-#: each other when the cores are busy); wider ones (LLaMA-7B's 4096) keep every thread.
-SERIAL_EIGH_BELOW = 2048
 
 
 @contextmanager
@@ -346,10 +340,11 @@ def _prune_mlp(
             stop_after=work.down,
         )
     if config.feature_space:
-        scatter = cov.finalize()
-        serial = scatter.shape[0] < SERIAL_EIGH_BELOW
-        with _threads(1) if serial else nullcontext():
-            eigenvalues, basis = channels.feature_space_basis(scatter)
+        # One thread: its rounding does not depend on the thread count, and on the shared 2-core
+        # CPU it was the faster (SmolLM2's 576-wide eigh 0.2 s against 0.8-1.2 s on two threads,
+        # LLaMA-7B's 4096-wide one 103-120 s against 164 s) as threads wait on busy cores.
+        with _threads(1):
+            eigenvalues, basis = channels.feature_space_basis(cov.finalize())
         projected = channels.project_down_proj(proj.down.weight, basis)
         feature = channels.feature_space_importance(projected, channels.eigen_weights(eigenvalues))
     else:
