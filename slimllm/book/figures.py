@@ -36,18 +36,29 @@ def layer_similarity(per_sample: torch.Tensor) -> Figure:
     num_layers, windows = per_sample.shape
     fig, ax = report.figure(width=8.0, height=3.4)
     ax.boxplot(per_sample.T.numpy(), positions=range(num_layers), widths=0.6, showfliers=False)
-    ax.plot(range(num_layers), per_sample.mean(dim=1), marker="o", ms=3, lw=1,
-            label="mean (the pruner's $s_i$)")
-    ax.set(xlabel="layer", ylabel="$\\cos(X_i, X_{i+1})$",
-           title=f"input/output similarity per layer over {windows} calibration windows")
+    ax.plot(
+        range(num_layers),
+        per_sample.mean(dim=1),
+        marker="o",
+        ms=3,
+        lw=1,
+        label="mean (the pruner's $s_i$)",
+    )
+    ax.set(
+        xlabel="layer",
+        ylabel="$\\cos(X_i, X_{i+1})$",
+        title=f"input/output similarity per layer over {windows} calibration windows",
+    )
     _layer_axis(ax, num_layers)
     ax.legend()
     return fig
 
 
 def ratio_profiles(
-    left: Mapping[str, torch.Tensor], right: Mapping[str, torch.Tensor],
-    titles: tuple[str, str], cap: float,
+    left: Mapping[str, torch.Tensor],
+    right: Mapping[str, torch.Tensor],
+    titles: tuple[str, str],
+    cap: float,
 ) -> Figure:
     """Two panels of per-layer ratios (e.g. several alpha, several K), with the clamp dotted."""
     fig, axes = report.figure(ncols=2, width=10.0, height=3.4, sharey=True)
@@ -65,8 +76,14 @@ def target_gap(curve: pd.DataFrame, recorded: Mapping[float, float], tolerance: 
     """Achieved minus target (points) of the solver over targets, and of recorded pruning runs."""
     fig, ax = report.figure(width=6.4, height=3.4)
     ax.plot(curve.index, (curve["achieved"] - curve.index) * 100, marker="o", label="solver")
-    ax.plot(list(recorded), [(v - t) * 100 for t, v in recorded.items()], "x", ms=9, mew=2,
-            label="recorded pruning runs")
+    ax.plot(
+        list(recorded),
+        [(v - t) * 100 for t, v in recorded.items()],
+        "x",
+        ms=9,
+        mew=2,
+        label="recorded pruning runs",
+    )
     ax.axhspan(-tolerance * 100, tolerance * 100, color="gray", alpha=0.15, label="tolerance")
     ax.set(xlabel="target ratio", ylabel="achieved - target (points)", title="meeting the target")
     ax.legend()
@@ -77,8 +94,14 @@ def clamp_profiles(curves: Mapping[str, torch.Tensor], cap: float, title: str) -
     """Per-layer ratios of several solutions (the first dashed), the clamp dotted."""
     fig, ax = report.figure(width=7.5, height=3.4)
     for i, (label, ratios) in enumerate(curves.items()):
-        ax.plot(range(ratios.numel()), ratios, ls="--" if i == 0 else "-",
-                marker="." if i == 0 else "os"[i % 2], ms=3, label=label)
+        ax.plot(
+            range(ratios.numel()),
+            ratios,
+            ls="--" if i == 0 else "-",
+            marker="." if i == 0 else "os"[i % 2],
+            ms=3,
+            label=label,
+        )
     ax.axhline(cap, color="gray", lw=0.8, ls=":")
     ax.set(xlabel="layer", ylabel="layer ratio", title=title)
     ax.legend()
@@ -86,7 +109,10 @@ def clamp_profiles(curves: Mapping[str, torch.Tensor], cap: float, title: str) -
 
 
 def per_layer_lines(
-    frame: pd.DataFrame, columns: Mapping[str, str], ylabel: str, title: str,
+    frame: pd.DataFrame,
+    columns: Mapping[str, str],
+    ylabel: str,
+    title: str,
     reference: float | None = None,
 ) -> Figure:
     """One line per column of a per-layer frame (index: layer), `columns` maps column -> label."""
@@ -126,8 +152,15 @@ def before_after(
     for ax, (title, series) in zip(axes, panels.items(), strict=True):
         for k, (label, (before, after)) in enumerate(series.items()):
             color = report.COLORS[k]
-            ax.plot(before.index, before, marker="o", ms=3, color=color, ls="--",
-                    label=f"{label} before")
+            ax.plot(
+                before.index,
+                before,
+                marker="o",
+                ms=3,
+                color=color,
+                ls="--",
+                label=f"{label} before",
+            )
             ax.plot(after.index, after, marker="o", ms=3, color=color, label=f"{label} after")
         ax.set(yscale="log", xlabel="layer", title=title)
     axes[0].set_ylabel(ylabel)
@@ -136,7 +169,11 @@ def before_after(
 
 
 def grouped_bars(
-    frame: pd.DataFrame, columns: Sequence[str], baseline: str, ylabel: str, title: str,
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    baseline: str,
+    ylabel: str,
+    title: str,
     log: bool = False,
 ) -> Figure:
     """Bars of `columns` for every row but `baseline`, whose values are dotted lines."""
@@ -145,8 +182,9 @@ def grouped_bars(
     width = 0.8 / len(columns)
     for k, column in enumerate(columns):
         offset = (k - (len(columns) - 1) / 2) * width
-        ax.bar([i + offset for i in range(len(names))], frame.loc[names, column], width,
-               label=column)
+        ax.bar(
+            [i + offset for i in range(len(names))], frame.loc[names, column], width, label=column
+        )
         ax.axhline(frame.loc[baseline, column], color=report.COLORS[k], lw=0.8, ls=":")
     ax.set_xticks(range(len(names)), names, rotation=10)
     ax.set(ylabel=ylabel, title=title, yscale="log" if log else "linear")
@@ -161,10 +199,19 @@ def spectra(spectra_by_layer: Mapping[str, torch.Tensor]) -> Figure:
         ranks = range(1, spectrum.numel() + 1)
         axes[0].plot(ranks, spectrum, label=label)
         axes[1].plot(ranks, eigen_weights(spectrum), label=label)
-    axes[0].set(xscale="log", yscale="log", xlabel="principal direction i",
-                ylabel="$M_i / \\bar M$", title="MLP output spectrum (Eq. 2)")
-    axes[1].set(xscale="log", xlabel="principal direction i", ylabel="$C_i$",
-                title="Eq. 6 weights $C_i = \\mathrm{sigmoid}(M_i / \\bar M)$")
+    axes[0].set(
+        xscale="log",
+        yscale="log",
+        xlabel="principal direction i",
+        ylabel="$M_i / \\bar M$",
+        title="MLP output spectrum (Eq. 2)",
+    )
+    axes[1].set(
+        xscale="log",
+        xlabel="principal direction i",
+        ylabel="$C_i$",
+        title="Eq. 6 weights $C_i = \\mathrm{sigmoid}(M_i / \\bar M)$",
+    )
     axes[1].axhline(0.5, color="gray", lw=0.8, ls=":")
     axes[0].legend()
     return fig

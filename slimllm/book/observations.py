@@ -40,13 +40,15 @@ def layer_similarity(per_sample: torch.Tensor, outliers: int = 3) -> dict[str, s
         "sim_window_spearman_min": num(float(per_window.min()), 3),
         "sim_depth_spearman": num(depth, 2),
         "sim_depth_word": "rises" if depth > 0.8 else "does not rise steadily",
-        "sim_spread_word": compare(float(spread.max()), float(rest.max() - rest.min()),
-                                   more="large", less="small"),
+        "sim_spread_word": compare(
+            float(spread.max()), float(rest.max() - rest.min()), more="large", less="small"
+        ),
     }
 
 
-def paired_effect(table: pd.DataFrame, pairs: Mapping[str, tuple[str, str]],
-                  datasets: list[str]) -> dict[str, str]:
+def paired_effect(
+    table: pd.DataFrame, pairs: Mapping[str, tuple[str, str]], datasets: list[str]
+) -> dict[str, str]:
     """Notebooks 5 and 6: one variant against another, per pair and dataset.
 
     `pairs` maps a name prefix to (row, reference row) of `table` (rows: variants, columns:

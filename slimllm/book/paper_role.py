@@ -17,8 +17,13 @@ from sphinx.application import Sphinx
 
 
 def paper_role(
-    name: str, rawtext: str, text: str, lineno: int, inliner: Inliner,
-    options: dict[str, Any] | None = None, content: list[str] | None = None,
+    name: str,
+    rawtext: str,
+    text: str,
+    lineno: int,
+    inliner: Inliner,
+    options: dict[str, Any] | None = None,
+    content: list[str] | None = None,
 ) -> tuple[list[nodes.Node], list[nodes.system_message]]:
     """Inline emphasis with the class `paper-number` and a title naming the source."""
     node = nodes.emphasis(rawtext, text, classes=["paper-number"])

@@ -38,12 +38,13 @@ def cell(value: Any, digits: int) -> str:
         value = float(value)
         if value != 0 and abs(value) < 1e-3:
             return f"{value:.1e}"
-        return prose.sig(value, digits) if abs(value) < 10 ** digits else f"{value:,.0f}"
+        return prose.sig(value, digits) if abs(value) < 10**digits else f"{value:,.0f}"
     return str(value)
 
 
-def compact(frame: pd.DataFrame, digits: int = 3, caption: str | None = None,
-            hide_index: bool = False) -> Styler:
+def compact(
+    frame: pd.DataFrame, digits: int = 3, caption: str | None = None, hide_index: bool = False
+) -> Styler:
     """`frame` as a page table: rounded cells, dashes for missing values, at most MAX_COLUMNS."""
     if frame.shape[1] > MAX_COLUMNS:
         raise ValueError(
@@ -54,8 +55,9 @@ def compact(frame: pd.DataFrame, digits: int = 3, caption: str | None = None,
     return report.table(shown, caption=caption, hide_index=hide_index)
 
 
-def from_rows(rows: Mapping[str, Mapping[str, Any]], digits: int = 3,
-              caption: str | None = None) -> Styler:
+def from_rows(
+    rows: Mapping[str, Mapping[str, Any]], digits: int = 3, caption: str | None = None
+) -> Styler:
     """A compact table from {row name: {column: value}}."""
     return compact(pd.DataFrame.from_dict(dict(rows), orient="index"), digits, caption)
 
