@@ -38,10 +38,6 @@ from slimllm.models.adapters import AttentionShape, ModelAdapter, get_adapter
 CHUNK_TOKENS = 1024
 
 
-#: Bound on one chunk of float64 head contributions (SmolLM2's 1024 tokens take 40 MiB).
-CHUNK_BYTES = 1 << 29
-
-
 @contextmanager
 def _threads(count: int) -> Iterator[None]:
     before = torch.get_num_threads()
@@ -178,12 +174,6 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.size(-1))
 
 
-def _chunk_tokens(num_heads: int, width: int) -> int:
-    """Tokens per chunk of head contributions: CHUNK_TOKENS, fewer where a chunk's float64
-    copy of [heads, tokens, width] would pass CHUNK_BYTES (LLaMA-7B-sized layers)."""
-    return max(1, min(CHUNK_TOKENS, CHUNK_BYTES // (8 * num_heads * width)))
-
-
 def _apply(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     """`linear` on activations `x` in their dtype (the calibration dtype, which may not be the
     weights'): what the module gives in a layer run in that dtype."""
@@ -261,10 +251,10 @@ def _prune_attention(
     o_proj = adapter.attention_projections(layer).o
     x = torch.cat([_flat(t) for t in o_inputs])
     kv_groups = heads.kv_group_index(shape.num_heads, shape.num_kv_heads).to(x.device)
-    acc = heads.HeadStatsAccumulator()
-    for chunk in x.split(_chunk_tokens(shape.num_heads, o_proj.out_features)):
-        acc.update(heads.head_contributions(chunk, o_proj.weight, shape.num_heads))
-    head_stats = acc.finalize(config.head_reduction)
+    acc = heads.InputMomentsAccumulator()
+    for chunk in x.split(CHUNK_TOKENS):
+        acc.update(chunk)
+    head_stats = acc.finalize(o_proj.weight, shape.num_heads, config.head_reduction)
     options = []
     for plan in plans:
         if plan.mode == "heads":

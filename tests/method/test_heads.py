@@ -11,6 +11,7 @@ import torch
 from slimllm.method.heads import (
     REDUCTIONS,
     HeadStatsAccumulator,
+    InputMomentsAccumulator,
     greedy_head_search,
     group_contributions,
     group_statistics,
@@ -294,6 +295,41 @@ def test_group_contributions_sum_heads() -> None:
         np.testing.assert_allclose(summed[k].numpy(), expected.numpy(), atol=1e-12)
     unit = greedy_head_search(head_statistics(summed), 1)
     assert len(unit.pruned) == 1 and len(unit.kept) == 2
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_input_moments_give_the_contributions_statistics(reduction: str) -> None:
+    """Statistics from o_proj's input moments equal those of the contributions themselves,
+    streamed in uneven chunks and with a large offset on the inputs."""
+    g = torch.Generator().manual_seed(11)
+    heads, head_dim, dims, tokens = 3, 4, 5, 50
+    mix = torch.randn(heads * head_dim, heads * head_dim, generator=g, dtype=torch.float64)
+    x = torch.randn(tokens, heads * head_dim, generator=g, dtype=torch.float64) @ mix + 40.0
+    w_o = torch.randn(dims, heads * head_dim, generator=g, dtype=torch.float64)
+    direct = head_statistics(head_contributions(x, w_o, heads), reduction)
+    acc = InputMomentsAccumulator()
+    for chunk in x.split(17):
+        acc.update(chunk)
+    assert acc.count == tokens
+    derived = acc.finalize(w_o, heads, reduction)
+    assert (derived.reduction, derived.count) == (direct.reduction, direct.count)
+    torch.testing.assert_close(derived.cov, direct.cov, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(derived.mean, direct.mean, rtol=1e-9, atol=1e-9)
+
+
+def test_input_moments_reject_a_mismatched_projection() -> None:
+    acc = InputMomentsAccumulator()
+    with pytest.raises(ValueError, match="no tokens"):
+        acc.finalize(torch.ones(2, 6), 3)
+    acc.update(torch.randn(4, 6))
+    with pytest.raises(ValueError, match="6 columns"):
+        acc.update(torch.randn(4, 5))
+    with pytest.raises(ValueError, match="w_o must be"):
+        acc.finalize(torch.ones(2, 5), 3)
+    with pytest.raises(ValueError, match="w_o must be"):
+        acc.finalize(torch.ones(2, 6), 4)
+    with pytest.raises(ValueError, match="finite"):
+        acc.update(torch.full((2, 6), float("nan")))
 
 
 @pytest.mark.parametrize("reduction", REDUCTIONS)
