@@ -143,7 +143,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=500, help="items per task, fast backend")
     parser.add_argument("--compare-limit", type=int, default=50, help="items per task, both")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help="1 where other work shares the cores: threads then wait on each other",
+    )
     parser.add_argument("--results-dir", default=None, help="default: the checkout's results/")
     parser.add_argument("--replace", action="store_true", help="replace differing numbers")
     args = parser.parse_args()

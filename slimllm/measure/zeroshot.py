@@ -3,7 +3,9 @@
 lm-eval owns the tasks, prompts, metrics and aggregation; the model it drives is `FastLM`
 (`backend="fast"`, the default: lm-eval's `HFLM` with a scorer that shares each context across
 its choices, see `slimllm.measure.fast_lm`) or lm-eval's own `HFLM` (`backend="hflm"`). Both
-give the same per-item log-likelihoods up to float rounding.
+give the same per-item log-likelihoods up to float rounding: within 1e-4 in float32; in bfloat16
+the rounding is coarse enough to flip a few near-tied items, as HFLM's own batch size does
+(`benchmarks/zeroshot_speed.py` measures both).
 
 The lineage (LLM-Pruner, FLAP, SlimLLM) reports acc for BoolQ, PIQA, WinoGrande and ARC-e and
 acc_norm for HellaSwag, ARC-c and OBQA, and the mean of those seven. Both metrics, their stderr
