@@ -152,9 +152,7 @@ EXERCISE = re.compile(r"^\d+\.\s+\*\*([^*]+)\*\*", re.MULTILINE)
 STAGES = [p for p in NOTEBOOKS if not p.stem.startswith("02_")]
 
 
-@pytest.mark.parametrize(
-    "notebook", [pytest.param(p, marks=pending(p), id=p.stem) for p in STAGES]
-)
+@pytest.mark.parametrize("notebook", [pytest.param(p, marks=pending(p), id=p.stem) for p in STAGES])
 def test_exercises_have_hidden_solutions(notebook: Path) -> None:
     cells = nbformat.read(notebook, as_version=4).cells
     start = next(i for i, c in enumerate(cells) if "## Exercises" in c.source)
