@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import torch
+
 from slimllm.experiments import recipes, tables
 from slimllm.experiments.runners import (
     perplexity_config,
@@ -24,6 +26,7 @@ from slimllm.experiments.runners import (
 )
 from slimllm.experiments.store import Store
 from slimllm.measure.lm_eval_tasks import SEVEN_TASKS
+from slimllm.measure.zeroshot import DEFAULT_BATCH_SIZE
 
 DTYPE = "bfloat16"
 LIMIT = 500
@@ -32,6 +35,27 @@ TUNE_PRESET = "cpu"
 PPL_COLUMNS = tables.PPL_COLUMNS
 #: A cell's name ("wikitext2", "ptb", "zeroshot") -> the --measure group that includes it.
 GROUPS = {**{ds: "ppl" for ds in PPL_COLUMNS}, "zeroshot": "zeroshot"}
+
+
+def cell_parser(doc: str | None, model: str) -> argparse.ArgumentParser:
+    """The options every resumable table script shares (the script adds its own rows' options)."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", default=model)
+    parser.add_argument("--measure", default="ppl,zeroshot", help="ppl, zeroshot or both")
+    parser.add_argument(
+        "--only", "--rows", default="", help="comma-separated row labels (see --dry-run)"
+    )
+    parser.add_argument("--part", default="1/1", help="K/N: the K-th of N shares of the models")
+    parser.add_argument("--max-windows", type=int, default=None, help="default: full sets")
+    parser.add_argument("--limit", type=int, default=LIMIT, help="zero-shot items per task")
+    parser.add_argument("--dry-run", action="store_true", help="list the cells, write nothing")
+    parser.add_argument("--assemble", action="store_true", help="measure nothing, write tables")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    return parser
 
 
 class Clock:

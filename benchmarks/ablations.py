@@ -31,19 +31,18 @@ spread over seeds, and the cells still missing.
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from _cells import (
     DTYPE,
-    LIMIT,
     PPL_COLUMNS,
     SEEDS,
     Clock,
     achieved,
     cell_configs,
+    cell_parser,
     entries,
     in_part,
     measure,
@@ -56,7 +55,6 @@ from _cells import (
 
 from slimllm.experiments import recipes
 from slimllm.experiments.store import Store, config_key
-from slimllm.measure.zeroshot import DEFAULT_BATCH_SIZE
 from slimllm.method.config import PruneConfig
 from slimllm.peers.registry import method_config
 
@@ -209,25 +207,10 @@ def assemble(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default="smollm2-135m")
+    parser = cell_parser(__doc__, "smollm2-135m")
     parser.add_argument("--tables", default=",".join(TABLES), help="comma-separated, of 4,5,6,7")
     parser.add_argument("--ratios", default="0.2,0.5", help="rows at these ratios only")
     parser.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="calibration seeds")
-    parser.add_argument("--measure", default="ppl,zeroshot", help="ppl, zeroshot or both")
-    parser.add_argument(
-        "--only", "--rows", default="", help="comma-separated row labels (see --dry-run)"
-    )
-    parser.add_argument("--part", default="1/1", help="K/N: the K-th of N shares of the models")
-    parser.add_argument("--max-windows", type=int, default=None, help="default: full sets")
-    parser.add_argument("--limit", type=int, default=LIMIT, help="zero-shot items per task")
-    parser.add_argument("--dry-run", action="store_true", help="list the cells, write nothing")
-    parser.add_argument("--assemble", action="store_true", help="measure nothing, write tables")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     args = parser.parse_args()
     tables = [t.strip().removeprefix("table") for t in args.tables.split(",") if t.strip()]
     if not tables or not set(tables) <= set(TABLES):

@@ -23,7 +23,6 @@ nothing; every run ends by writing the "other_models_table" record of the model.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,11 +30,11 @@ from typing import Any
 import torch
 from _cells import (
     DTYPE,
-    LIMIT,
     TUNE_PRESET,
     Clock,
     achieved,
     cell_configs,
+    cell_parser,
     entries,
     in_part,
     measure,
@@ -47,7 +46,6 @@ from _cells import (
 
 from slimllm.experiments import recipes
 from slimllm.experiments.store import Record, Store, config_key
-from slimllm.measure.zeroshot import DEFAULT_BATCH_SIZE
 from slimllm.peers.registry import method_config
 from slimllm.tuning.lora import preset
 
@@ -133,21 +131,8 @@ def assemble(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default="gemma3-270m")
+    parser = cell_parser(__doc__, "gemma3-270m")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated")
-    parser.add_argument("--measure", default="ppl,zeroshot", help="ppl, zeroshot or both")
-    parser.add_argument("--only", "--rows", default="", help="comma-separated row labels")
-    parser.add_argument("--part", default="1/1", help="K/N: the K-th of N shares of the models")
-    parser.add_argument("--max-windows", type=int, default=None, help="default: full sets")
-    parser.add_argument("--limit", type=int, default=LIMIT, help="zero-shot items per task")
-    parser.add_argument("--dry-run", action="store_true", help="list the cells, write nothing")
-    parser.add_argument("--assemble", action="store_true", help="measure nothing, write the table")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     args = parser.parse_args()
     methods = [m.strip() for m in args.methods.split(",")]
     if not set(methods) <= set(METHODS):

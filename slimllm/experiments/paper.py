@@ -18,19 +18,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from slimllm.measure.lm_eval_tasks import SEVEN_TASKS
+
 #: Column keys, as `slimllm.experiments.tables` names them: two perplexities, seven tasks, mean.
-COLUMNS = (
-    "wikitext2",
-    "ptb",
-    "boolq",
-    "piqa",
-    "hellaswag",
-    "winogrande",
-    "arc_easy",
-    "arc_challenge",
-    "openbookqa",
-    "mean",
-)
+COLUMNS = ("wikitext2", "ptb", *SEVEN_TASKS, "mean")
 
 #: Table 9 (LLaMA-13B) has no PTB column.
 NO_PTB = tuple(c for c in COLUMNS if c != "ptb")
