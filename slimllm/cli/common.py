@@ -16,7 +16,7 @@ import torch
 from transformers import AutoConfig
 
 from slimllm.data.sources import DATA_ENV
-from slimllm.experiments.store import CHECKOUT_RESULTS, RESULTS_ENV, Store, resolve_results_dir
+from slimllm.experiments.store import RESULTS_ENV, Store, resolve_results_dir
 from slimllm.measure.lm_eval_tasks import SEVEN_TASKS
 from slimllm.models.loaders import EMBEDDED, TINY, TINY_DEFAULTS, cache_dir, convert_embedded
 from slimllm.models.precision import DTYPE_CHOICES
@@ -232,7 +232,7 @@ def results_store(args: argparse.Namespace) -> Store:
     """The store of --results-dir, checked writable; the checkout's results/ is protected."""
     root = resolve_results_dir(args.results_dir)
     check_writable(root, "--results-dir", is_folder=True, into=True)
-    return Store(root, protect=root.resolve() == CHECKOUT_RESULTS.resolve())
+    return Store(root)
 
 
 def records_note(store: Store) -> str:

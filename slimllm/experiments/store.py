@@ -168,13 +168,14 @@ class Store:
     `Store()` is the user's folder (ad-hoc runs: the command line, your own scripts);
     `Store.book()` is the checkout's results/, which only the benchmarks, the notebooks and
     `slimllm rerun --write` write to. $SLIMLLM_RESULTS_DIR, when set, replaces both.
-    A `protect`ed store (the book's) refuses to replace a record by one with other numbers
-    unless `put(..., replace=True)` says so.
+    A `protect`ed store (the book's, whichever way it is named) refuses to replace a record by
+    one with other numbers unless `put(..., replace=True)` says so.
     """
 
     def __init__(self, root: str | os.PathLike[str] | None = None, protect: bool = False) -> None:
         self.root = resolve_results_dir(root)
-        self.protect = protect
+        # The book's folder is protected however it was reached ($SLIMLLM_RESULTS_DIR, a path).
+        self.protect = protect or self.root.resolve() == CHECKOUT_RESULTS.resolve()
 
     @classmethod
     def book(cls, root: str | os.PathLike[str] | None = None) -> Store:

@@ -79,6 +79,10 @@ def test_ad_hoc_runs_default_to_the_user_folder_not_the_book(
     assert Store().root == tmp_path / "cache" / "results" and not Store().protect
     book = Store.book()
     assert book.root == ROOT / "results" and book.protect
+    # The book's folder stays protected when named by path or through the environment.
+    assert Store(ROOT / "results").protect
+    monkeypatch.setenv("SLIMLLM_RESULTS_DIR", str(ROOT / "results"))
+    assert Store().protect
 
 
 @pytest.mark.parametrize("kind", ["../../x", "a/b", "", "Perplexity", "x.json", 3])
