@@ -7,9 +7,26 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from types import ModuleType
+
+
+def _interrupted_while_loading(signum: int, frame: object) -> None:
+    print("slimllm: interrupted while loading; nothing was written", file=sys.stderr)
+    raise SystemExit(130)
+
+
+# Ctrl-C while torch and transformers load (seconds) ends like Ctrl-C during a command: one line
+# and exit 130, not a traceback from deep inside an import. The handler lives for these imports
+# only (hence the imports below the code, E402), and only where Python allows one (main thread).
+_previous_handler = signal.getsignal(signal.SIGINT)
+_ON_MAIN_THREAD = threading.current_thread() is threading.main_thread()
+_SWAP = _ON_MAIN_THREAD and _previous_handler is not None
+if _SWAP:
+    signal.signal(signal.SIGINT, _interrupted_while_loading)
 
 from slimllm.cli import bench as bench_cmd
 from slimllm.cli import eval as eval_cmd
@@ -20,6 +37,9 @@ from slimllm.cli import tasks as tasks_cmd
 from slimllm.cli import tune as tune_cmd
 from slimllm.cli.common import HelpFormatter, Parser
 from slimllm.method.report import summary_table
+
+if _SWAP:
+    signal.signal(signal.SIGINT, _previous_handler)
 
 #: Subcommand name -> module. A new command is a module and one line here.
 COMMANDS: dict[str, ModuleType] = {

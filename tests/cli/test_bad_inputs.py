@@ -450,3 +450,34 @@ def test_a_real_ctrl_c_in_a_subprocess(world: dict[str, str]) -> None:
     assert line.startswith("slimllm eval: interrupted; ")
     assert line.endswith(f"--json {report} left as it was")
     assert snapshot(Path(world["w"])) == before
+
+
+# The child interrupts itself the moment slimllm.cli starts importing torch (the slow part), so
+# the signal lands inside the imports on any machine, however fast.
+_SIGINT_DURING_IMPORTS = """
+import os, signal, sys
+class InterruptOnTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, InterruptOnTorch())
+from slimllm.cli import main
+print("imports finished")
+"""
+
+
+def test_ctrl_c_while_the_cli_imports_is_one_line() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _SIGINT_DURING_IMPORTS],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stdout == ""
+    assert proc.stderr.splitlines() == ["slimllm: interrupted while loading; nothing was written"]
+
+
+def test_the_cli_leaves_the_ctrl_c_handler_as_it_found_it() -> None:
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
