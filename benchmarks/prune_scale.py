@@ -24,6 +24,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,13 @@ def peak_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    """User plus system CPU time of this process: on the shared CPU the wall time depends on
+    the other jobs, this much less."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def prune_config(samples: int, seq_len: int) -> PruneConfig:
     return PruneConfig(ratio=0.2, calib_samples=samples, calib_seq_len=seq_len)
 
@@ -113,6 +121,7 @@ def run(shape: str, samples: int, seq_len: int, device: str, keep: bool) -> dict
         print(f"{time.perf_counter() - start:8.1f} s  {message}", file=sys.stderr, flush=True)
 
     rss_start = peak_mib()
+    cpu_start = cpu_seconds()
     try:
         report = prune_checkpoint(
             source,
@@ -125,6 +134,7 @@ def run(shape: str, samples: int, seq_len: int, device: str, keep: bool) -> dict
             overwrite=True,
         )
         seconds = time.perf_counter() - start
+        cpu = cpu_seconds() - cpu_start
         written = sum(p.stat().st_size for p in out.glob("*.safetensors"))
     finally:
         if not keep:
@@ -133,6 +143,7 @@ def run(shape: str, samples: int, seq_len: int, device: str, keep: bool) -> dict
     peak = peak_mib()
     result: dict[str, Any] = {
         "seconds": seconds,
+        "cpu_seconds": cpu,
         **marks,
         "params_before": report.params_before,
         "params_after": report.params_after,
@@ -164,6 +175,8 @@ def main() -> None:
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
+        # Killed by its PID, the run still removes its half-written copy.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         torch.set_num_threads(args.threads)
         row = run(args.shape, args.samples, args.seq_len, args.device, args.keep)
         print(json.dumps(row))
@@ -186,7 +199,12 @@ def main() -> None:
     rec = Store.book().put(
         "prune_scale",
         config,
-        {**row, "load_average_1min": load, "code": code},
+        {
+            **row,
+            "load_average_1min": load,
+            "load_average_1min_end": os.getloadavg()[0],
+            "code": code,
+        },
         {"threads": args.threads},
         seconds=row["seconds"],
         replace=args.replace,
