@@ -9,6 +9,7 @@ only when it is clearly faster; the reason string carries the measured ratio int
 
 from __future__ import annotations
 
+import os
 import time
 from functools import lru_cache
 
@@ -30,6 +31,11 @@ PROBE_SHAPE = (1024, 576, 1536)
 PROBE_REPEATS = 5
 
 
+#: A number here replaces the probe's measured speedup: pins `auto` without timing, and lets a
+#: test suite run as it would on a CPU where bfloat16 is slow (e.g. 0.25) or fast (e.g. 4).
+SPEEDUP_ENV = "SLIMLLM_CPU_BF16_SPEEDUP"
+
+
 def matmul_seconds(dtype: torch.dtype, shape: tuple[int, int, int] = PROBE_SHAPE) -> float:
     """Best-of-PROBE_REPEATS wall time of one up and one down projection in `dtype`."""
     tokens, hidden, inner = shape
@@ -44,6 +50,20 @@ def matmul_seconds(dtype: torch.dtype, shape: tuple[int, int, int] = PROBE_SHAPE
         (x @ up) @ down
         best = min(best, time.perf_counter() - start)
     return best
+
+
+def given_speedup() -> float | None:
+    """The speedup set in $SLIMLLM_CPU_BF16_SPEEDUP, or None; a bad value is one clear error."""
+    text = os.environ.get(SPEEDUP_ENV)
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"${SPEEDUP_ENV} must be a positive number, got {text!r}")
+    return value
 
 
 @lru_cache(maxsize=1)
@@ -63,11 +83,11 @@ def resolve_dtype(requested: str, device: str = "cpu") -> tuple[str, str]:
         if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
             return "bfloat16", f"auto: {torch.cuda.get_device_name(0)} supports bfloat16"
         return "float32", "auto: this GPU has no bfloat16 support"
-    speedup = cpu_bf16_speedup()
+    given = given_speedup()
+    speedup = cpu_bf16_speedup() if given is None else given
     flags = " ".join(f for f in ("amx_bf16", "avx512_bf16") if f in cpu_info()["flags"]) or "none"
-    measured = (
-        f"bfloat16 matmuls measured {speedup:.2f}x the speed of float32 (bf16 flags: {flags})"
-    )
+    how = "measured" if given is None else f"set by ${SPEEDUP_ENV} to"
+    measured = f"bfloat16 matmuls {how} {speedup:.2f}x the speed of float32 (bf16 flags: {flags})"
     if speedup >= MIN_SPEEDUP:
         return "bfloat16", f"auto: {measured}"
     return "float32", f"auto: {measured}, under the {MIN_SPEEDUP}x it takes to switch"
