@@ -247,7 +247,9 @@ class LayerWalker:
 
     With `dtype`, hidden states and forwards are in that dtype (`step.work` is the layer's copy
     in it) while the weights stay as they are; `home` fetches and releases the layers, and
-    `final` tells it whether this walk's changes are the result.
+    `final` tells it whether this walk's changes are the result. `captured`: the inputs of the
+    first layer (and every layer's kwargs) as an earlier walk of the same ids, batch size and
+    dtype took them (its `captured`), so they are not taken again.
     """
 
     def __init__(
@@ -262,6 +264,7 @@ class LayerWalker:
         dtype: torch.dtype | None = None,
         home: LayerHome | None = None,
         final: bool = False,
+        captured: LayerInputs | None = None,
     ) -> None:
         self.model = model
         self.on_outputs = on_outputs
@@ -273,12 +276,15 @@ class LayerWalker:
         self.dtype = dtype
         self.home = home or LayerHome()
         self.final = final
-        captured = capture_layer_inputs(model, input_ids, batch_size, self.adapter)
-        # The rotary tables and masks join the hidden states' dtype, as in a model of that dtype.
-        self.captured = LayerInputs(
-            hidden=[_to(h, None, dtype) for h in captured.hidden],
-            kwargs=_to(captured.kwargs, None, dtype),
-        )
+        if captured is None:
+            captured = capture_layer_inputs(model, input_ids, batch_size, self.adapter)
+            # The rotary tables and masks join the hidden states' dtype, as in a model of that
+            # dtype.
+            captured = LayerInputs(
+                hidden=[_to(h, None, dtype) for h in captured.hidden],
+                kwargs=_to(captured.kwargs, None, dtype),
+            )
+        self.captured = captured
         #: Outputs of the last layer once the walk has finished.
         self.outputs: list[torch.Tensor] = []
 

@@ -10,8 +10,9 @@ from its projection's stored inputs and replayed into the layer (see `_prune_lay
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +20,14 @@ from torch import nn
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from slimllm.method import channels, heads, regression
-from slimllm.method.calibration import LayerHome, LayerStep, LayerWalker, replayed, run_layer
+from slimllm.method.calibration import (
+    LayerHome,
+    LayerInputs,
+    LayerStep,
+    LayerWalker,
+    replayed,
+    run_layer,
+)
 from slimllm.method.config import PruneConfig
 from slimllm.method.harness import PruneRun, calibration_for, count_parameters
 from slimllm.method.plan import (
@@ -33,6 +41,7 @@ from slimllm.method.ratios import CosineAccumulator, RatioSolution, solve_base_r
 from slimllm.method.report import LayerReport, PruneReport
 from slimllm.models import surgery
 from slimllm.models.adapters import AttentionShape, ModelAdapter, get_adapter
+from slimllm.models.precision import resolve_dtype
 
 #: Tokens per chunk when turning stored activations into float64 statistics.
 CHUNK_TOKENS = 1024
@@ -64,20 +73,29 @@ def layer_similarities(
 ) -> torch.Tensor:
     """Eq. 11's E[cos(X_i, X_{i+1})] for every layer of the (unpruned) model, its forwards in
     `dtype` (default: the model's), its layers fetched from `home` (default: the model)."""
-    sims: list[float] = []
+    return _dense_walk(model, input_ids, batch_size, device, progress, dtype, home)[0]
 
-    def record(step: LayerStep, outputs: list[torch.Tensor]) -> None:
+
+def _dense_walk(
+    model: nn.Module,
+    input_ids: torch.Tensor,
+    batch_size: int,
+    device: torch.device,
+    progress: bool,
+    dtype: torch.dtype | None,
+    home: LayerHome | None,
+) -> tuple[torch.Tensor, LayerInputs]:
+    """`layer_similarities`, and the first layer's inputs it took (for the pruning walk)."""
+    sims: list[float] = []
+    walk = LayerWalker(model, input_ids, batch_size, device, progress, dtype=dtype, home=home)
+    for step in walk:
+        # Run on the step's copy in `dtype`: the walker need not make a second one.
+        step.outputs = run_layer(step.work, step.inputs, step.kwargs)
         acc = CosineAccumulator()
-        for x, y in zip(step.inputs, outputs, strict=True):
+        for x, y in zip(step.inputs, step.outputs, strict=True):
             acc.update(x.reshape(-1, x.size(-1)), y.reshape(-1, y.size(-1)))
         sims.append(acc.finalize())
-
-    walk = LayerWalker(
-        model, input_ids, batch_size, device, progress, on_outputs=record, dtype=dtype, home=home
-    )
-    for _ in walk:
-        pass
-    return torch.tensor(sims, dtype=torch.float64)
+    return torch.tensor(sims, dtype=torch.float64), walk.captured
 
 
 def achieved_fraction(
@@ -174,11 +192,15 @@ def _flat(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(-1, x.size(-1))
 
 
-def _apply(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """`linear` on activations `x` in their dtype (the calibration dtype, which may not be the
-    weights'): what the module gives in a layer run in that dtype."""
-    bias = None if linear.bias is None else linear.bias.to(x.dtype)
-    return F.linear(x, linear.weight.to(x.dtype), bias)
+def _apply(linear: nn.Linear, xs: Iterable[torch.Tensor]) -> list[torch.Tensor]:
+    """`linear` on each of the activations `xs` in their dtype (the calibration dtype, which may
+    not be the weights'): what the module gives in a layer run in that dtype. The weights are
+    cast once for all of them."""
+    xs = list(xs)
+    dtype = xs[0].dtype
+    weight = linear.weight.to(dtype)
+    bias = None if linear.bias is None else linear.bias.to(dtype)
+    return [F.linear(x, weight, bias) for x in xs]
 
 
 def _fit_and_fold(
@@ -195,8 +217,9 @@ def _fit_and_fold(
     report's `{part}_*` fields.
     """
     acc = regression.RegressionAccumulator()
-    for x, y in zip(kept_inputs.split(CHUNK_TOKENS), full.split(CHUNK_TOKENS), strict=True):
-        acc.update(_apply(linear, x), y)
+    pruned = _apply(linear, kept_inputs.split(CHUNK_TOKENS))
+    for x, y in zip(pruned, full.split(CHUNK_TOKENS), strict=True):
+        acc.update(x, y)
     a, b = acc.solve()
     weight, new_bias = regression.fold_regression(linear.weight.data, linear.bias, a, b)
     surgery.set_output_bias(linear, weight, new_bias)
@@ -284,7 +307,7 @@ def _prune_attention(
     if config.regression:
         full = torch.cat([_flat(t) for t in o_outputs])
         _fit_and_fold(o_proj, x[:, keep_cols], full, report, "attn")
-    return plan, [_apply(o_proj, t[..., keep_cols]) for t in o_inputs]
+    return plan, _apply(o_proj, (t[..., keep_cols] for t in o_inputs))
 
 
 def _prune_mlp(
@@ -352,7 +375,7 @@ def _prune_mlp(
         x = torch.cat([_flat(t) for t in down_inputs])
         full = torch.cat([_flat(t) for t in down_outputs])
         _fit_and_fold(down, x[:, keep], full, report, "mlp")
-    return [_apply(down, t[..., keep]) for t in down_inputs]
+    return _apply(down, (t[..., keep] for t in down_inputs))
 
 
 def _prune_layer(
@@ -422,13 +445,17 @@ def prune(
     """
     run = PruneRun.begin(model, config or PruneConfig(), device, log)
     config, adapter, device, say = run.config, run.adapter, run.device, run.log
+    if config.calib_dtype == "auto":
+        name, reason = resolve_dtype("auto", device.type)
+        say(f"calibration forwards in {name} ({reason})")
+        # The report records the dtype that ran, not "auto", whose choice is the machine's.
+        config = replace(config, calib_dtype=name)
+        run.config = config
     dtype = None if config.calib_dtype is None else getattr(torch, config.calib_dtype)
     ids, origin = calibration_for(tokenizer, config, adapter, data_dir)
     say(f"calibration: {origin}")
     # One bar for the whole run (the pruning walk below); this pass is the shorter one.
-    similarity = layer_similarities(
-        model, ids, config.batch_size, device, progress=False, dtype=dtype, home=home
-    )
+    similarity, captured = _dense_walk(model, ids, config.batch_size, device, False, dtype, home)
     solution, alpha = solve_ratios(model, similarity, config)
     say(
         f"target {solution.target:.4f}, achieved {solution.achieved:.4f} "
@@ -437,7 +464,16 @@ def prune(
     hidden = adapter.embeddings(model).embedding_dim
     reports = []
     walk = LayerWalker(
-        model, ids, config.batch_size, device, progress, adapter, dtype=dtype, home=home, final=True
+        model,
+        ids,
+        config.batch_size,
+        device,
+        progress,
+        adapter,
+        dtype=dtype,
+        home=home,
+        final=True,
+        captured=captured,
     )
     for step in walk:
         ratio = float(solution.ratios[step.index])
@@ -448,5 +484,7 @@ def prune(
         report.heads_kept = list(range(shape.num_heads))
         if ratio > 0:
             _prune_layer(step, adapter, ratio, hidden, config, report)
+        else:
+            step.outputs = run_layer(step.work, step.inputs, step.kwargs)
         reports.append(report)
     return run.finish(reports, origin, solution.base, alpha, "slimllm")
