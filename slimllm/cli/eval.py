@@ -16,6 +16,7 @@ from slimllm.cli import common
 from slimllm.cli.common import MODELS_HELP, positive_int
 from slimllm.experiments.recipes import load_any, of_folder
 from slimllm.experiments.runners import perplexity_config, zeroshot_config
+from slimllm.measure import parallel
 from slimllm.measure.lm_eval_tasks import TASK_PREFIX, write_task_yamls
 from slimllm.measure.perplexity import PROTOCOLS, perplexity
 from slimllm.measure.zeroshot import DEFAULT_BATCH_SIZE, zeroshot
@@ -161,9 +162,13 @@ def run(args: argparse.Namespace) -> int:
     common.model_config(args.model)
     common.check_json(args)
     store = common.results_store(args)
-    device = common.device_or_default(args.device)
+    device = parallel.join(common.device_or_default(args.device))
+    rank, processes = parallel.rank_and_world()
+    # Every process measures its share; process 0 alone reports and writes the records.
+    show = print if rank == 0 else _silent
     dtype, reason = resolve_dtype(args.dtype, device)
-    print(f"dtype {dtype} ({reason}) on {device}")
+    where = f"{device}, {processes} processes" if processes > 1 else device
+    show(f"dtype {dtype} ({reason}) on {where}")
     if ppl:
         window = PROTOCOLS[protocol].seq_len
         common.check_positions(args.model, window, f"--protocol {protocol}'s window")
@@ -172,24 +177,25 @@ def run(args: argparse.Namespace) -> int:
         _check_answers(args.model, tokenizer, tasks, limit, seed, args.data_dir)
     recipe = of_folder(args.model) if Path(args.model).is_dir() else {"base": args.model}
     results = []
+    run_settings = {"device": device, "dtype_reason": reason, "processes": processes}
     if ppl:
-        print(f"{'dataset':>10} {'ppl':>10} {'95% CI':>21} {'windows':>8} {'seconds':>8}")
+        show(f"{'dataset':>10} {'ppl':>10} {'95% CI':>21} {'windows':>8} {'seconds':>8}")
     for name in ppl:
         res = perplexity(
             model, tokenizer, name, protocol, args.max_windows, batch_size, args.data_dir
         )
-        config = perplexity_config(recipe, name, protocol, dtype, args.max_windows)
-        rec = store.put(
-            "perplexity",
-            config,
-            res.to_dict(),
-            {"batch_size": batch_size, "device": device, "dtype_reason": reason},
-            seconds=res.seconds,
-            replace=args.replace,
-        )
-        results.append(rec.to_json())
+        if rank == 0:
+            rec = store.put(
+                "perplexity",
+                perplexity_config(recipe, name, protocol, dtype, args.max_windows),
+                res.to_dict(),
+                {"batch_size": batch_size, **run_settings},
+                seconds=res.seconds,
+                replace=args.replace,
+            )
+            results.append(rec.to_json())
         ci = f"[{res.ci_low:.2f}, {res.ci_high:.2f}]"
-        print(f"{name:>10} {res.ppl:>10.3f} {ci:>21} {res.n_windows:>8} {res.seconds:>8.1f}")
+        show(f"{name:>10} {res.ppl:>10.3f} {ci:>21} {res.n_windows:>8} {res.seconds:>8.1f}")
     payload: dict[str, Any] = {"model": args.model, "results": results}
     if args.zeroshot:
         zs = zeroshot(
@@ -201,21 +207,28 @@ def run(args: argparse.Namespace) -> int:
             batch_size=zeroshot_batch_size,
             seed=seed,
         )
-        rec = store.put(
-            "zeroshot",
-            zeroshot_config(recipe, tasks, limit, seed, dtype),
-            zs.to_dict(),
-            {"batch_size": zeroshot_batch_size, "device": device, "dtype_reason": reason},
-            seconds=zs.seconds,
-            replace=args.replace,
-        )
-        print(zs.table())
-        print(f"zero-shot: {zs.seconds:.1f} s, batch {zeroshot_batch_size}, {dtype}")
-        payload["zeroshot"] = rec.to_json()
+        show(zs.table())
+        show(f"zero-shot: {zs.seconds:.1f} s, batch {zeroshot_batch_size}, {dtype}")
+        if rank == 0:
+            rec = store.put(
+                "zeroshot",
+                zeroshot_config(recipe, tasks, limit, seed, dtype),
+                zs.to_dict(),
+                {"batch_size": zeroshot_batch_size, **run_settings},
+                seconds=zs.seconds,
+                replace=args.replace,
+            )
+            payload["zeroshot"] = rec.to_json()
+    if rank != 0:
+        return 0
     print(f"records written under {common.records_note(store)}")
     if args.json is not None:
         write_json(args.json, payload)
     return 0
+
+
+def _silent(*_: Any) -> None:
+    """The other processes' `print`: process 0 reports for all."""
 
 
 def left_as_it_was(args: argparse.Namespace) -> str:

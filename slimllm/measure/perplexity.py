@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from slimllm.data.texts import load_text_rows
+from slimllm.measure import parallel
 from slimllm.models.adapters import get_adapter
 from slimllm.util.provenance import model_record, versions
 
@@ -142,22 +143,27 @@ def window_nll(
     """Mean next-token NLL of each window (the first token of a window is context only).
 
     The decoder body runs once per batch and the output projection only on the positions that
-    are scored (not the last one), contiguous, so no [B, V, T] transposed copy is made.
+    are scored (not the last one), contiguous, so no [B, V, T] transposed copy is made. Under
+    several processes (`slimllm.measure.parallel`) each scores a contiguous share of the
+    batches, formed as one process forms them, and every process gets all windows' NLLs.
     """
     device = next(model.parameters()).device
     body = model.get_decoder()
     weight = model.get_output_embeddings().weight
     softcap = getattr(model.config, "final_logit_softcapping", None)
-    out = []
-    batches = range(0, windows.size(0), batch_size)
-    for start in tqdm(batches, desc="perplexity", unit="batch", disable=not progress, leave=False):
+    out = [torch.empty(0)]
+    starts = range(0, windows.size(0), batch_size)
+    batches = [starts[i] for i in parallel.share(len(starts))]
+    quiet = not progress or parallel.rank_and_world()[0] != 0
+    for start in tqdm(batches, desc="perplexity", unit="batch", disable=quiet, leave=False):
         batch = windows[start : start + batch_size].to(device)
         hidden = body(input_ids=batch, use_cache=False).last_hidden_state[:, :-1]
         nll = token_nll(
             hidden.reshape(-1, hidden.size(-1)), weight, batch[:, 1:].reshape(-1), softcap
         )
         out.append(nll.view(batch.size(0), -1).mean(dim=1).cpu())
-    return torch.cat(out)
+    # float32 values travel as Python floats, which hold them exactly.
+    return torch.tensor(parallel.gather(torch.cat(out).tolist()), dtype=torch.float32)
 
 
 def perplexity(

@@ -22,9 +22,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+from accelerate import Accelerator
 from lm_eval.models.huggingface import HFLM
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from slimllm.measure import parallel
 from slimllm.measure.fast_lm import BATCH_TOKENS, ROW_TOKENS, FastLM
 from slimllm.measure.lm_eval_tasks import (
     HUB_SIZES,
@@ -118,16 +120,27 @@ def make_lm(
     backend: str = DEFAULT_BACKEND,
 ) -> HFLM:
     """The lm-eval model around `model` as it is (its dtype and device are the caller's):
-    `FastLM` for `backend="fast"`, lm-eval's own `HFLM` for `"hflm"`."""
+    `FastLM` for `backend="fast"`, lm-eval's own `HFLM` for `"hflm"`.
+
+    Under several processes (`slimllm.measure.parallel`) it carries their rank, world size and
+    an `Accelerator`, which lm-eval's data-parallel path uses to split the documents and gather
+    the metrics (HFLM sets them up itself only for a model it loads by name, on GPUs).
+    """
     check_backend(backend)
     _quiet_lm_eval()
+    device = next(model.parameters()).device
     args: dict[str, Any] = {
         "tokenizer": tokenizer,
         "batch_size": batch_size,
-        "device": str(next(model.parameters()).device),
+        "device": str(device),
         "softmax_dtype": softmax_dtype,
     }
-    return FastLM(model, **args) if backend == "fast" else HFLM(pretrained=model, **args)
+    lm = FastLM(model, **args) if backend == "fast" else HFLM(pretrained=model, **args)
+    rank, world = parallel.rank_and_world()
+    if world > 1:
+        lm.accelerator = Accelerator(cpu=device.type == "cpu")
+        lm._rank, lm._world_size = rank, world
+    return lm
 
 
 def _metric(task_result: dict[str, Any], name: str) -> tuple[float, float]:
@@ -193,6 +206,10 @@ def zeroshot(
             torch_random_seed=seed,
             fewshot_random_seed=seed,
         )
+        # lm-eval gathers the scores on process 0 only; every process returns the result.
+        out = parallel.from_first(
+            None if out is None else {k: out[k] for k in ("results", "samples")}
+        )
     seconds = time.perf_counter() - start
     scores: dict[str, dict[str, Any]] = {}
     correct: dict[str, dict[str, list[int]]] = {}
@@ -210,8 +227,9 @@ def zeroshot(
             )
         correct[name] = {m: [int(d[m]) for d in docs] for m in ("acc", "acc_norm") if m in docs[0]}
         if keep_loglikelihoods:
-            # One response per request (no repeats): [(log-likelihood, greedy)].
-            answers[name] = [[[ll, int(greedy)] for ((ll, greedy),) in d["resps"]] for d in docs]
+            # One response per request (no repeats), [(log-likelihood, greedy)]; under several
+            # processes lm-eval may score a process's last request again to even the batches.
+            answers[name] = [[[r[0][0], int(r[0][1])] for r in d["resps"]] for d in docs]
         scores[name] = {
             "metric": reported,
             "value": value,
