@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from myst_nb import glue
 
 from slimllm.book import report
+from slimllm.measure.perplexity import PerplexityResult
 from slimllm.method.channels import eigen_weights
 
 
@@ -242,4 +243,56 @@ def rank_scatter(reference: torch.Tensor, others: Mapping[str, torch.Tensor]) ->
         ax.axhline(half, color="gray", lw=0.8, ls="--")
         ax.set(xlabel="rank under Eq. 8", title=title)
     axes[0].set_ylabel("rank under the other criterion")
+    return fig
+
+
+def method_costs(costs: pd.DataFrame, target: float) -> Figure:
+    """Seconds of pruning per method (rows of `slimllm.book.tables.method_costs`), one bar per
+    ratio, the target dashed."""
+    fig, ax = report.figure(width=7.0, height=3.4)
+    names = list(dict.fromkeys(costs["method"]))
+    groups = list(dict.fromkeys(costs["ratio"]))
+    width = 0.8 / max(len(groups), 1)
+    for k, ratio in enumerate(groups):
+        seconds = costs[costs["ratio"] == ratio].set_index("method")["pruning s"].reindex(names)
+        offset = (k - (len(groups) - 1) / 2) * width
+        ax.bar([i + offset for i in range(len(names))], seconds, width, label=ratio)
+    ax.axhline(target, color="gray", lw=0.8, ls="--", label=f"target ({target:g} s)")
+    ax.set_xticks(range(len(names)), names, rotation=20)
+    ax.set(ylabel="seconds of pruning", title="pruning time per method")
+    ax.legend()
+    return fig
+
+
+def dense_perplexity(
+    results: Mapping[str, PerplexityResult],
+    names: Mapping[str, str],
+    model: str,
+    paper: Mapping[str, float],
+) -> Figure:
+    """Perplexity per dataset with its bootstrap interval (bars), the paper's dense numbers for
+    the same datasets as diamonds (labelled as the paper's)."""
+    fig, ax = report.figure(width=6.4, height=4.2)
+    keys = list(results)
+    ppl = [results[k].ppl for k in keys]
+    err = [
+        [results[k].ppl - results[k].ci_low for k in keys],
+        [results[k].ci_high - results[k].ppl for k in keys],
+    ]
+    ax.bar([names[k] for k in keys], ppl, yerr=err, capsize=6, label=f"{model} dense, this book")
+    for i, k in enumerate(keys):
+        ax.text(i, results[k].ci_high, f"{results[k].ppl:.1f}", ha="center", va="bottom")
+    shown = [(i, paper[k]) for i, k in enumerate(keys) if k in paper]
+    if shown:
+        ax.scatter(
+            [i for i, _ in shown],
+            [v for _, v in shown],
+            marker="D",
+            color=report.COLORS[1],
+            zorder=3,
+            label="LLaMA-7B dense, the paper's number",
+        )
+    top = max([results[k].ci_high for k in keys] + [v for _, v in shown])
+    ax.set(ylabel="perplexity", title="dense perplexity", ylim=(0, top * 1.15))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12))
     return fig

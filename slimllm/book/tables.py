@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,7 +19,9 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 from slimllm.book import prose, report
+from slimllm.experiments import paper
 from slimllm.experiments.store import Record
+from slimllm.measure.perplexity import PerplexityResult
 from slimllm.method.ratios import RatioSolution
 
 #: Wider than this many columns a table is cut off in the page: transpose or split it.
@@ -120,3 +122,92 @@ def perplexity(measured: Mapping[tuple[str, str], Record]) -> pd.DataFrame:
             f"{prose.sig(result['ci_low'], 4)} \u2013 {prose.sig(result['ci_high'], 4)}"
         )
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def kept_per_layer(layers: pd.DataFrame) -> pd.DataFrame:
+    """Per layer of a prune record (index: layer): similarity, ratio, how attention was cut,
+    heads and channels kept, and the swaps of the greedy head search."""
+    return pd.DataFrame(
+        {
+            "similarity": layers["similarity"],
+            "ratio": layers["ratio"],
+            "attention cut": layers["attention_mode"],
+            "heads kept": layers["heads_kept"].map(len),
+            "channels kept": layers["channels_kept"],
+            "swaps": layers["swaps"],
+        }
+    ).rename_axis("layer")
+
+
+def method_costs(records: Sequence[Record], order: Sequence[str]) -> pd.DataFrame:
+    """Per-method "prune_cost" records as rows in `order` of methods, the lower ratio first:
+    seconds of pruning and of tokenising the calibration corpus, peak memory and what it adds
+    over the loaded model (MiB), and the achieved ratio."""
+    rows = []
+    for record in records:
+        prune, result = record.config["model"]["prune"], record.result
+        rows.append(
+            {
+                "method": prune["method"],
+                "ratio": f"{prune['ratio']:.0%}",
+                "pruning s": result["seconds"],
+                "tokenising s": result["calibration_tokenize_seconds"],
+                "peak MiB": result["peak_rss_mib"],
+                "over loaded MiB": result["peak_over_loaded_mib"],
+                "achieved": result["achieved"],
+            }
+        )
+    columns = ["method", "ratio", "pruning s", "tokenising s", "peak MiB", "over loaded MiB"]
+    frame = pd.DataFrame(rows, columns=[*columns, "achieved"])
+    rank = frame["method"].map({m: i for i, m in enumerate(order)})
+    return frame.assign(rank=rank).sort_values(["ratio", "rank"]).drop(columns="rank")
+
+
+def prune_cases(records: Sequence[Record]) -> pd.DataFrame:
+    """Whole-method timing cases ("prune_cost" records with a case name) as rows: parameters
+    (millions), calibration tokens, seconds, model and peak memory (MiB), the peak over the
+    loaded process, the GQA rule and the date it was measured."""
+    rows = {}
+    for record in records:
+        result = record.result
+        rows[record.config["case"]] = {
+            "parameters (M)": result["parameters"] / 1e6,
+            "calibration tokens": int(result["calibration_tokens"]),
+            "seconds": result["seconds"],
+            "model MiB": result["model_mib"],
+            "peak MiB": result["peak_rss_mib"],
+            "peak / loaded": result["peak_over_loaded"],
+            "GQA rule": record.config["model"]["prune"]["gqa_mode"],
+            "measured": str(record.environment.get("measured_at", "?"))[:10],
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def paper_ablations(ratio: float, reference: str) -> pd.DataFrame:
+    """The paper's Tables 4 and 6 at `ratio` (LLaMA-7B, its numbers): the full method as row
+    `reference` and each ablation under its setting name, perplexity columns only."""
+    rows = {}
+    for row in (*paper.TABLE4, *paper.TABLE6):
+        if row.ratio == ratio and row.setting != "w/ regression":
+            rows[row.setting or reference] = {ds: row.values[ds] for ds in ("wikitext2", "ptb")}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def perplexity_summary(
+    results: Mapping[str, PerplexityResult], names: Mapping[str, str], level: float
+) -> pd.DataFrame:
+    """One row per dataset (printed under `names`): perplexity, its bootstrap interval at
+    `level`, and the tokens and windows it was measured on."""
+    interval = f"{level:.0%} interval"
+    return pd.DataFrame.from_dict(
+        {
+            names[ds]: {
+                "perplexity": r.ppl,
+                interval: f"{prose.sig(r.ci_low, 4)} \u2013 {prose.sig(r.ci_high, 4)}",
+                "tokens": r.n_tokens,
+                "windows": r.n_windows,
+            }
+            for ds, r in results.items()
+        },
+        orient="index",
+    ).rename_axis("split")
