@@ -29,8 +29,9 @@ import nbformat
 import papermill as pm
 from papermill.exceptions import PapermillExecutionError
 
-from slimllm.book import presets
+from slimllm.book import budget, presets
 from slimllm.experiments.store import RESULTS_ENV
+from slimllm.models.loaders import ModelNotAvailableError
 
 KERNEL = "python3"
 
@@ -93,6 +94,20 @@ def preset_parameters(
     presets.validate(chosen)
     # Values equal to the cell's own need no injected cell (a cpu run then injects nothing).
     return {k: v for k, v in chosen.items() if declared[k] != v}
+
+
+def dry_run(plan: dict[Path, dict[str, Any]]) -> dict[str, Any]:
+    """Every notebook's parameters (all, and those injected) and what it will need on one GPU
+    (`slimllm.book.budget`: from the model's config on the meta device, no weights read)."""
+    notebooks = {}
+    for path, injected in plan.items():
+        values = {**declared_parameters(path), **injected}
+        notebooks[str(path)] = {
+            "injected": injected,
+            "parameters": values,
+            "needs": budget.estimate(path.stem, values),
+        }
+    return {"assumptions": budget.assumptions(), "notebooks": notebooks}
 
 
 def checkout_root(path: Path) -> Path | None:
@@ -188,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--dry-run",
         action="store_true",
-        help="resolve and check every notebook's parameters, print them as JSON, run nothing",
+        help="resolve and check every notebook's parameters on the model's config (no weights), "
+        "print them with the GPU memory and time each will need as JSON, run nothing",
     )
     parser.add_argument(
         "--output-dir",
@@ -227,7 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"run_notebooks: {err}", file=sys.stderr)
             return 2
     if args.dry_run:
-        print(json.dumps({str(p): v for p, v in plan.items()}, indent=1))
+        try:
+            print(json.dumps(dry_run(plan), indent=1))
+        except (ValueError, OSError, ModelNotAvailableError) as err:
+            print(f"run_notebooks: {err}", file=sys.stderr)
+            return 2
         return 0
     for i, path in enumerate(notebooks, 1):
         print(f"[{i}/{len(notebooks)}] {path}", file=sys.stderr, flush=True)
