@@ -3,7 +3,9 @@
 A channel j of a gated MLP is the triple (row j of gate_proj, row j of up_proj, column j of
 down_proj). Its down_proj column is scored after projection onto the principal directions of
 the MLP output, each direction weighted by a smoothed eigenvalue; activation-weighted norms of
-its gate and up rows are added (LoRAP style). All statistics are computed in float64.
+its gate and up rows are added (LoRAP style). All statistics are computed in float64, but for
+the output scatter matrix of float32 (or narrower) activations, which is summed in float64 over
+chunks of float32 products (see `streaming.gram_dtype`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from slimllm.method.streaming import TokenStream, check_float
+from slimllm.method.streaming import TokenStream, check_float, gram_dtype
 
 
 def output_covariance(y: Tensor) -> Tensor:
@@ -28,7 +30,8 @@ def output_covariance(y: Tensor) -> Tensor:
 
 
 class CovarianceAccumulator(TokenStream):
-    """Streams the scatter matrix of :func:`output_covariance` over token chunks [n, D]."""
+    """Streams the scatter matrix of :func:`output_covariance` over token chunks [n, D]; each
+    chunk's products in `streaming.gram_dtype`, their sum in float64."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -40,20 +43,20 @@ class CovarianceAccumulator(TokenStream):
         check_float("y", y, 2, finite=False)
         if y.shape[0] == 0:
             raise ValueError("y must hold at least one token, got an empty chunk")
-        y64 = y.detach().to(torch.float64)
         if self._moments is None:
             # Moments about the first chunk's mean avoid cancellation on large offsets.
-            shift = y64.mean(dim=0)
-            self._moments = (shift, torch.zeros_like(shift), y64.new_zeros((y.shape[1],) * 2))
+            shift = y.detach().to(torch.float64).mean(dim=0)
+            self._moments = (shift, torch.zeros_like(shift), shift.new_zeros((y.shape[1],) * 2))
         shift, total, outer = self._moments
         if y.shape[1] != shift.shape[0]:
             raise ValueError(f"y must have {shift.shape[0]} columns like earlier chunks")
-        shifted = y64 - shift
-        chunk_sum = shifted.sum(dim=0)
+        dtype = gram_dtype(y)
+        shifted = y.detach().to(dtype) - shift.to(dtype)
+        chunk_sum = shifted.sum(dim=0, dtype=torch.float64)
         if not torch.isfinite(chunk_sum).all():
             raise ValueError("y must be finite")
         total += chunk_sum
-        outer += shifted.T @ shifted
+        outer += (shifted.T @ shifted).to(torch.float64)
         self._count += y.shape[0]
 
     def finalize(self) -> Tensor:

@@ -5,8 +5,10 @@ output Y = sum_h o_h. A set P of heads is judged by how well the remaining outpu
 Z = Y - sum_{h in P} o_h stays linearly correlated with Y. Heads whose removal keeps that
 similarity highest are pruned first, so a head's importance is minus its single-removal similarity.
 
-All statistics are kept in float64. After one pass over the calibration tokens, every candidate
-set is scored from per-head cross-covariances without touching the token dimension again.
+All statistics are kept in float64 (the o_proj input Gram matrix of float32 or narrower inputs
+is summed in float64 over chunks of float32 products, see `streaming.gram_dtype`). After one
+pass over the calibration tokens, every candidate set is scored from per-head
+cross-covariances without touching the token dimension again.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from slimllm.method.streaming import TokenStream, check_float
+from slimllm.method.streaming import TokenStream, check_float, gram_dtype
 
 Reduction = Literal["per_dim", "whole"]
 
@@ -212,7 +214,8 @@ class InputMomentsAccumulator(TokenStream):
 
     A contribution o_h = X_h W_O[:, h]^T is linear in the input, so per output dimension k
     cov(o_h[k], o_g[k]) = W_O[k, h] Cov(X_h, X_g) W_O[k, g]^T and mean(o_h[k]) = W_O[k, h] E[X_h].
-    One float64 [H*d, H*d] matrix replaces the [H, N, D] contributions: for SmolLM2 that is
+    One float64 [H*d, H*d] matrix (summed from float32 chunk products for float32 inputs, see
+    `streaming.gram_dtype`) replaces the [H, N, D] contributions: for SmolLM2 that is
     2.7 GFLOP of Gram matrix per layer instead of 2.7 GFLOP of contributions plus their float64
     copies, transposes and per-dimension products.
     """
@@ -227,20 +230,20 @@ class InputMomentsAccumulator(TokenStream):
         check_float("x", x, 2, finite=False)
         if x.shape[0] == 0:
             raise ValueError("x must hold at least one token, got an empty chunk")
-        x64 = x.detach().to(torch.float64)
         if self._moments is None:
             # Moments about the first chunk's mean avoid cancellation on large offsets.
-            shift = x64.mean(dim=0)
-            self._moments = (shift, torch.zeros_like(shift), x64.new_zeros((x.shape[1],) * 2))
+            shift = x.detach().to(torch.float64).mean(dim=0)
+            self._moments = (shift, torch.zeros_like(shift), shift.new_zeros((x.shape[1],) * 2))
         shift, total, cross = self._moments
         if x.shape[1] != shift.shape[0]:
             raise ValueError(f"x must have {shift.shape[0]} columns like earlier chunks")
-        shifted = x64 - shift
-        chunk_sum = shifted.sum(dim=0)
+        dtype = gram_dtype(x)
+        shifted = x.detach().to(dtype) - shift.to(dtype)
+        chunk_sum = shifted.sum(dim=0, dtype=torch.float64)
         if not torch.isfinite(chunk_sum).all():
             raise ValueError("x must be finite (check for fp16 overflow)")
         total += chunk_sum
-        cross.addmm_(shifted.T, shifted)
+        cross += (shifted.T @ shifted).to(torch.float64)
         self._count += x.shape[0]
 
     def finalize(self, w_o: Tensor, num_heads: int, reduction: Reduction = "per_dim") -> HeadStats:

@@ -35,3 +35,15 @@ class TokenStream:
     def count(self) -> int:
         """Number of tokens accumulated so far."""
         return self._count
+
+
+def gram_dtype(x: Tensor) -> torch.dtype:
+    """The dtype a chunk's Gram matrix is multiplied in: float32 for float32 and narrower
+    activations, float64 for float64 ones.
+
+    Each chunk's products are then summed into float64 across chunks, about the first chunk's
+    mean, so the float32 rounding stays that of one chunk's sums (relative 1e-6 for 1024
+    tokens); the float64 product took twice as long and was a fifth of the pruning time once
+    the forwards ran in bfloat16.
+    """
+    return torch.promote_types(x.dtype, torch.float32)

@@ -44,6 +44,22 @@ def test_covariance_accumulator_equals_one_shot() -> None:
     np.testing.assert_allclose(acc.finalize().numpy(), output_covariance(y).numpy(), atol=1e-8)
 
 
+def test_covariance_accumulator_of_float32_chunks_has_float32_accuracy() -> None:
+    """float32 and bfloat16 outputs are multiplied in float32 chunk by chunk (the speed of the
+    bfloat16 calibration), summed in float64: float32 rounding, not more, despite an offset."""
+    y = (randn(2, 3000, 24) @ randn(3, 24, 24) + 300.0).float()
+    exact = output_covariance(y.double())
+    for chunks in ([1024, 1024, 952], [3000]):
+        acc = CovarianceAccumulator()
+        for chunk in torch.split(y, chunks):
+            acc.update(chunk)
+        got = acc.finalize()
+        assert got.dtype == torch.float64
+        scale = exact.diagonal().max()
+        assert float((got - exact).abs().max() / scale) < 1e-5
+        assert float((got - exact).abs().max() / scale) > 0  # the products were not float64
+
+
 def test_feature_space_basis_reconstructs_covariance() -> None:
     cov = output_covariance(randn(2, 40, 5) @ randn(3, 5, 5))
     m, q = feature_space_basis(cov)

@@ -317,6 +317,26 @@ def test_input_moments_give_the_contributions_statistics(reduction: str) -> None
     torch.testing.assert_close(derived.mean, direct.mean, rtol=1e-9, atol=1e-9)
 
 
+def test_input_moments_of_float32_inputs_have_float32_accuracy() -> None:
+    """float32 inputs are multiplied in float32 chunk by chunk and summed in float64: the head
+    statistics keep float32's accuracy, and the head ranking of the float64 ones."""
+    g = torch.Generator().manual_seed(12)
+    heads, head_dim, dims, tokens = 6, 8, 16, 3000
+    mix = torch.randn(heads * head_dim, heads * head_dim, generator=g, dtype=torch.float64)
+    x = torch.randn(tokens, heads * head_dim, generator=g, dtype=torch.float64) @ mix + 40.0
+    w_o = torch.randn(dims, heads * head_dim, generator=g, dtype=torch.float64)
+    exact, fast = InputMomentsAccumulator(), InputMomentsAccumulator()
+    for chunk in x.split(1024):
+        exact.update(chunk)
+        fast.update(chunk.float())
+    want, got = exact.finalize(w_o, heads), fast.finalize(w_o, heads)
+    scale = want.cov.abs().max()
+    assert 0 < float((got.cov - want.cov).abs().max() / scale) < 1e-5
+    sims = single_head_similarity(want)
+    torch.testing.assert_close(single_head_similarity(got), sims, rtol=1e-5, atol=1e-5)
+    assert torch.argsort(single_head_similarity(got)).tolist() == torch.argsort(sims).tolist()
+
+
 def test_input_moments_reject_a_mismatched_projection() -> None:
     acc = InputMomentsAccumulator()
     with pytest.raises(ValueError, match="no tokens"):
