@@ -6,8 +6,8 @@ batches (each batch is the one a single process would form, so every window's NL
 alike); zero-shot gives lm-eval the rank and world size, and lm-eval's own data-parallel path
 splits the documents and gathers the metrics.
 
-    accelerate launch --num_processes 4 -m slimllm eval DIR --zeroshot        # 4 GPUs
-    accelerate launch --multi_gpu --num_processes 2 -m slimllm eval DIR --device cpu
+    accelerate launch --multi_gpu --num_processes 4 -m slimllm.cli eval DIR --zeroshot  # 4 GPUs
+    accelerate launch --multi_gpu --num_processes 2 -m slimllm.cli eval DIR --device cpu
 
 On the CPU, accelerate's `--cpu` launcher starts several processes only through mpirun (with
 `--mpirun_hostfile`); without it, it runs one. The `--multi_gpu` launcher (torchrun) starts
