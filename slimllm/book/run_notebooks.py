@@ -107,7 +107,12 @@ def dry_run(plan: dict[Path, dict[str, Any]]) -> dict[str, Any]:
             "parameters": values,
             "needs": budget.estimate(path.stem, values),
         }
-    return {"assumptions": budget.assumptions(), "notebooks": notebooks}
+    needs = [n["needs"] for n in notebooks.values() if n["needs"] is not None]
+    total = {
+        "minutes": round(sum(n["minutes"] for n in needs), 1),
+        "peak_gib": max((n["peak_gib"] for n in needs), default=0.0),
+    }
+    return {"assumptions": budget.assumptions(), "total": total, "notebooks": notebooks}
 
 
 def checkout_root(path: Path) -> Path | None:

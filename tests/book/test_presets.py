@@ -98,6 +98,9 @@ def test_paper_dry_run_resolves_every_notebook(capsys: pytest.CaptureFixture[str
         work = needs["work"]
         busy = work["prunes"] or work["statistics_passes"] or work["evaluations"]
         assert (needs["tflop"] > 0) == bool(busy), name
+    needs = [entry["needs"] for entry in plan["notebooks"].values()]
+    assert plan["total"]["minutes"] == pytest.approx(sum(n["minutes"] for n in needs), abs=0.1)
+    assert plan["total"]["peak_gib"] == max(n["peak_gib"] for n in needs)
     # Full test sets (eval_windows None) count far more tokens than a 32-window slice.
     setup = plan["notebooks"][str(NOTEBOOKS[0])]["needs"]["work"]
     assert setup["evaluations"] == 3 and setup["evaluated_tokens"] > 3 * 32 * 128
