@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import matplotlib as mpl
 import pandas as pd
 import torch
 from IPython.display import Image
 from matplotlib.figure import Figure
 from myst_nb import glue
 
+from slimllm.analysis import inspect
 from slimllm.book import report
 from slimllm.measure.perplexity import PerplexityResult
 from slimllm.method.channels import eigen_weights
@@ -262,6 +264,160 @@ def method_costs(costs: pd.DataFrame, target: float) -> Figure:
     ax.set(ylabel="seconds of pruning", title="pruning time per method")
     ax.legend()
     return fig
+
+
+def correlation_and_spectra(
+    covariance: torch.Tensor, spectra: Mapping[str, torch.Tensor], shown: int = 96
+) -> Figure:
+    """Left: |correlation| between the first `shown` output dimensions of one layer's covariance;
+    right: eigenvalues as shares of their sum (log scale), one line per labelled layer."""
+    std = covariance.diagonal().sqrt().clamp_min(torch.finfo(covariance.dtype).tiny)
+    corr = (covariance / torch.outer(std, std)).abs()
+    n = min(shown, corr.shape[0])
+    fig, (ax0, ax1) = report.figure(ncols=2, width=9.0, height=3.6)
+    # Ten colour steps: float noise between runs must not change the stored PNG.
+    steps = mpl.colors.BoundaryNorm([i / 10 for i in range(11)], ncolors=256)
+    image = ax0.imshow(corr[:n, :n].numpy(), norm=steps)
+    ax0.grid(False)
+    ax0.set(title=f"|correlation| of the first {n} output dimensions", xlabel="dimension")
+    fig.colorbar(image, ax=ax0, shrink=0.8)
+    for label, m in spectra.items():
+        ax1.semilogy(range(1, m.numel() + 1), (m / m.sum()).clamp_min(1e-12), label=label)
+    ax1.set(xlabel="direction i (sorted)", ylabel="$M_i / \\sum M$", title="eigen-spectra")
+    ax1.legend()
+    return fig
+
+
+def explained_variance(spectra: Sequence[torch.Tensor]) -> Figure:
+    """Cumulative share of the variance over the number of principal directions (log scale),
+    one curve per layer coloured by depth."""
+    fig, ax = report.figure(width=6.4, height=3.8)
+    cmap = mpl.colormaps["viridis"]
+    last = max(1, len(spectra) - 1)
+    for i, m in enumerate(spectra):
+        ax.plot(range(1, m.numel() + 1), inspect.explained_variance(m), color=cmap(i / last), lw=1)
+    ax.set(
+        xscale="log",
+        xlabel="number of principal directions k",
+        ylabel="share of variance",
+        title="explained variance of the FFN output, one curve per layer",
+    )
+    scale = mpl.cm.ScalarMappable(cmap=cmap, norm=mpl.colors.Normalize(0, last))
+    fig.colorbar(scale, ax=ax, label="layer")
+    return fig
+
+
+def eigen_weight_curves(spectra: Mapping[str, torch.Tensor]) -> Figure:
+    """Left: the Eq. 6 weights C_i of each labelled spectrum by direction; right: the sigmoid of
+    M_i / mean M they come from."""
+    fig, (ax0, ax1) = report.figure(ncols=2, width=9.0, height=3.4)
+    for label, m in spectra.items():
+        ax0.plot(range(1, m.numel() + 1), eigen_weights(m), label=label)
+    ax0.set(xscale="log", xlabel="direction i (sorted)", ylabel="$C_i$", ylim=(0.45, 1.02))
+    ax0.set_title("Eq. 6 weights per direction")
+    ax0.legend()
+    x = torch.linspace(0, 6, 200, dtype=torch.float64)
+    ax1.plot(x, torch.sigmoid(x), color=report.COLORS[3])
+    ax1.set(xlabel="$M_i / \\bar M$", ylabel="$C_i$", title="the squashing curve")
+    return fig
+
+
+def head_loss_map(lost: torch.Tensor, num_groups: int) -> Figure:
+    """Heat map of log10 of the similarity lost by removing each head alone ([layers, heads]),
+    white lines between the KV groups."""
+    num_layers, num_heads = lost.shape
+    fig, ax = report.figure(width=7.0, height=max(3.0, 0.16 * num_layers + 1.0))
+    image = ax.imshow(lost.clamp_min(1e-6).log10().numpy(), aspect="auto", cmap="magma")
+    ax.grid(False)
+    ax.set_xticks(range(num_heads))
+    ax.set(xlabel="head", ylabel="layer", title="similarity lost by removing one head")
+    for g in range(1, num_groups):
+        ax.axvline(g * num_heads // num_groups - 0.5, color="white", lw=1.5)
+    fig.colorbar(image, ax=ax, label="$\\log_{10}(D - \\mathrm{sim})$")
+    return fig
+
+
+def reduction_agreement(agree: pd.DataFrame, num_prune: int) -> Figure:
+    """Bars per layer of the rank correlation of the two reductions (`frames.reduction_agreement`),
+    orange where their `num_prune` least important heads differ."""
+    fig, ax = report.figure(width=7.0, height=3.0)
+    colors = [report.COLORS[0] if same else report.COLORS[1] for same in agree["same set"]]
+    ax.bar(agree.index, agree["spearman"], color=colors)
+    ax.set(xlabel="layer", ylabel="Spearman rank correlation", ylim=(-1, 1.05))
+    ax.set_title(f"per_dim vs whole (orange: the {num_prune} least important heads differ)")
+    return fig
+
+
+def search_gaps(search: pd.DataFrame, num_heads: int) -> Figure:
+    """Per k (one panel each, `frames.search_vs_exhaustive`): how far the initial set and the swap
+    search stay below the exhaustive optimum, per layer."""
+    parts = list(search.groupby("k"))
+    fig, axes = report.figure(ncols=len(parts), width=4.6 * len(parts), height=3.4, sharey=True)
+    axes = [axes] if len(parts) == 1 else list(axes)
+    for ax, (k, part) in zip(axes, parts, strict=True):
+        gap_initial, gap_search = (
+            part["optimum"] - part["initial"],
+            part["optimum"] - part["search"],
+        )
+        ax.plot(part["layer"], gap_initial, "o-", ms=3, label="optimum - initial set")
+        ax.plot(part["layer"], gap_search, "s-", ms=3, label="optimum - swap search")
+        ax.set(title=f"k = {k} of {num_heads} heads", xlabel="layer")
+    axes[0].set_ylabel("similarity below the optimum")
+    axes[-1].legend()
+    return fig
+
+
+def gqa_modes(both: pd.DataFrame, hidden: int) -> Figure:
+    """Per target (one panel each, `frames.gqa_similarity`): the similarity each GQA option loses,
+    D - sim, per pruned layer."""
+    targets = list(both.index.get_level_values("target").unique())
+    fig, axes = report.figure(ncols=len(targets), width=5.0 * len(targets), height=3.2)
+    axes = [axes] if len(targets) == 1 else list(axes)
+    for ax, target in zip(axes, targets, strict=True):
+        part = both.loc[target]
+        ax.plot(
+            part.index, hidden - part["heads"], marker="o", ms=3, label="heads from every group"
+        )
+        ax.plot(part.index, hidden - part["groups"], marker="s", ms=3, label="whole KV groups")
+        ax.set(xlabel="layer", ylabel="similarity lost, D - sim", title=f"target {target:.0%}")
+    axes[0].legend()
+    return fig
+
+
+def pipeline(shape: Mapping[str, int], calib_samples: int, calib_seq_len: int, seed: int) -> Figure:
+    """The SlimLLM pipeline (after the paper's Figure 1), its boxes filled in with the model's
+    shape (`describe_model`) and the calibration set; the per-layer steps loop."""
+    heads_, groups, channels = shape["query_heads"], shape["kv_heads"], shape["intermediate_size"]
+    stages = [
+        (
+            "Calibration set",
+            f"{calib_samples} x {calib_seq_len} tokens, seed {seed}  ·  data/sources.py",
+        ),
+        (
+            "Layer ratios: how much each layer loses",
+            "cos(input, output) per layer -> softmax (Eq. 11)  ·  method/ratios.py",
+        ),
+        (
+            f"Attention heads ({heads_} heads, {groups} KV groups)",
+            "Pearson similarity (Eq. 4) + swap search (Alg. 1)  ·  method/heads.py",
+        ),
+        (
+            "Output regression of o_proj",
+            "least-squares scale and shift (Eq. 9-10)  ·  method/regression.py",
+        ),
+        (
+            f"FFN channels ({channels} channels)",
+            "PCA of the FFN output (Eq. 1-2), feature-space score (Eq. 5-8)  ·  method/channels.py",
+        ),
+        (
+            "Output regression of down_proj",
+            "least-squares scale and shift (Eq. 9-10)  ·  method/regression.py",
+        ),
+        ("Pruned model", "perplexity and zero-shot evaluation  ·  measure/perplexity.py"),
+    ]
+    return report.flow_diagram(
+        stages, loop=(5, 2, "next layer"), width=7.2, title="SlimLLM, one pass per layer"
+    )
 
 
 def dense_perplexity(

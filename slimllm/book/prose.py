@@ -10,6 +10,7 @@ Qualitative words that depend on a number ("higher", "inside the interval") are 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -148,3 +149,16 @@ def preset_of(notebook: str, params: Mapping[str, Any]) -> str:
         if all(params.get(k) == v for k, v in values.items() if k in params):
             return name
     return "custom"
+
+
+def live_setting(params: Mapping[str, Any], preset: str, records: Sequence[Record] = ()) -> str:
+    """The setting sentence of a page that computes its numbers when it runs: as `setting` for
+    the stored records it also reads (if any), then the date of this run."""
+    today = dt.datetime.now(dt.timezone.utc).date().isoformat()
+    if records:
+        return f"{setting(params, records, preset)}; everything else was computed on {today}"
+    return (
+        f"preset {preset}: model {params['model']} in {params['dtype']} on {params['device']}, "
+        f"{params['calib_samples']} calibration windows of {params['calib_seq_len']} tokens, "
+        f"seed {params['seed']}. Every number on it was computed when it ran, on {today}"
+    )

@@ -31,8 +31,6 @@ PAPER = ROOT.parent / "shared" / "paper" / "slimllm-icml2025.md"
 #: the test until it is taken off this list.
 PENDING = {
     "01_setup_and_dense_baseline",
-    "02_framework_overview",
-    "03_pca_preliminaries",
     "04_head_importance",
     "08_slimllm_on_smollm2",
 }
