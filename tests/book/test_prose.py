@@ -32,7 +32,6 @@ PAPER = ROOT.parent / "shared" / "paper" / "slimllm-icml2025.md"
 PENDING = {
     "01_setup_and_dense_baseline",
     "04_head_importance",
-    "08_slimllm_on_smollm2",
 }
 
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
