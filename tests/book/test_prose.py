@@ -30,7 +30,6 @@ PAPER = ROOT.parent / "shared" / "paper" / "slimllm-icml2025.md"
 #: Notebooks whose prose is not glued yet (issue 16): strict xfail, so converting one fails
 #: the test until it is taken off this list.
 PENDING = {
-    "01_setup_and_dense_baseline",
     "04_head_importance",
 }
 
