@@ -17,6 +17,7 @@ import torch
 
 from slimllm.analysis import inspect
 from slimllm.analysis.rankings import spearman
+from slimllm.book import prose
 from slimllm.experiments import recipes
 from slimllm.experiments.runners import perplexity_config
 from slimllm.experiments.store import Record, Store
@@ -171,7 +172,7 @@ def gqa_summary(gqa: pd.DataFrame) -> pd.DataFrame:
     wins = gqa_similarity(gqa)["better"]
     rows = {}
     for (target, mode), part in gqa.groupby(["target", "mode"]):
-        rows[(f"{target:.0%}", mode)] = {
+        rows[(prose.pct(target, 0), mode)] = {
             "layers": len(part),
             "heads removed": ", ".join(str(h) for h in sorted(set(part["heads"]))),
             "candidates per swap": ", ".join(str(c) for c in sorted(set(part["candidates"]))),
@@ -200,7 +201,7 @@ def gqa_study(
             if ppl is None or pruning is None:
                 continue
             modes = [layer["attention_mode"] for layer in pruning.result["layers"]]
-            rows[(f"{ratio:.0%}", mode)] = {
+            rows[(prose.pct(ratio, 0), mode)] = {
                 "achieved": float(pruning.result["achieved"]),
                 "layers: heads": modes.count("heads"),
                 "layers: groups": modes.count("groups"),

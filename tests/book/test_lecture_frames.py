@@ -107,9 +107,9 @@ def test_gqa_frames_pick_the_mode_of_higher_similarity() -> None:
     assert both.loc[(0.2, 1), "better"] == "heads"
     assert both.loc[(0.2, 2), "better"] == "groups"
     summary = frames.gqa_summary(gqa)
-    assert summary.loc[("20%", "heads"), "swaps"] == 1
-    assert summary.loc[("20%", "groups"), "layers where it loses less"] == 1
-    assert summary.loc[("20%", "heads"), "heads removed"] == "2"
+    assert summary.loc[("20 %", "heads"), "swaps"] == 1
+    assert summary.loc[("20 %", "groups"), "layers where it loses less"] == 1
+    assert summary.loc[("20 %", "heads"), "heads removed"] == "2"
 
 
 def test_gqa_study_reads_the_records_and_skips_missing_rules(tmp_path: Path) -> None:
@@ -121,8 +121,8 @@ def test_gqa_study_reads_the_records_and_skips_missing_rules(tmp_path: Path) -> 
     config = perplexity_config(recipe, "wikitext2", dtype="bfloat16", max_windows=512)
     store.put("perplexity", config, {"ppl": 12.5, "ci_low": 12.0, "ci_high": 13.0})
     study, records = frames.gqa_study(store, "tiny-gqa", [0.2])
-    assert list(study.index) == [("20%", "score")]
-    row = study.loc[("20%", "score")]
+    assert list(study.index) == [("20 %", "score")]
+    row = study.loc[("20 %", "score")]
     assert (row["layers: heads"], row["layers: groups"], row["WikiText-2"]) == (1, 2, 12.5)
     assert len(records) == 2
 
