@@ -230,9 +230,22 @@ class LayerHome:
 
 
 def _in_dtype(layer: nn.Module, dtype: torch.dtype | None) -> nn.Module:
+    """`layer` itself, or a copy of it with its floating tensors in `dtype`.
+
+    The copy's tensors are made in `dtype` straight from the layer's (the deepcopy memo maps
+    each to its converted twin), not cloned first and converted after: the same values at a
+    fraction of the time (the clones were a twentieth of a bfloat16 pruning of SmolLM2).
+    """
     if dtype is None or next(layer.parameters()).dtype == dtype:
         return layer
-    return copy.deepcopy(layer).to(dtype)
+    memo: dict[int, Any] = {}
+    for tensor in [*layer.parameters(), *layer.buffers()]:
+        if tensor.is_floating_point():
+            twin = tensor.detach().to(dtype, copy=True)
+            if isinstance(tensor, nn.Parameter):
+                twin = nn.Parameter(twin, requires_grad=tensor.requires_grad)
+            memo[id(tensor)] = twin
+    return copy.deepcopy(layer, memo)
 
 
 class LayerWalker:
