@@ -12,10 +12,21 @@ and any commit, whose `slimllm/` is taken from `git archive`. The codes alternat
 time and the load average it started at, and its `seconds` is the fastest run. `--quality`
 adds what decides whether a change kept the method's result: a digest of every layer's kept
 heads and channels, a digest of the weights, and WikiText-2 perplexity on the first 256
-windows (lineage-128).
+windows (lineage-128); `--ppl-once` measures the perplexity on the first run of the first code
+only (equal weights digests mean equal perplexity). Besides wall time each run keeps its
+process CPU seconds, which the other jobs on the shared cores inflate far less.
+
+Where the time went (cProfile, SmolLM2 at 20 %): with float32 forwards (commit 90f74ce) the
+matmuls of the forwards were 55 % of the pruning, the dense pass for the layer ratios a sixth,
+each pruned layer's MLP pass (its forward, statistics, eigh, fit) over half; bfloat16 forwards
+(`calib_dtype`, the precision probe's choice on this CPU) cut the matmuls fourfold, after which
+the rest showed (one thread, CPU seconds of 17.4): matmuls 6.2, SDPA 1.5, the float64 Gram
+matrices of o_proj inputs and MLP outputs 1.8, the regression's pruned outputs 1.3, eigh 1.0,
+copying each layer into bfloat16 0.9, regression moments 0.9. The Gram matrices are now float32
+products summed in float64 and the copies are made from converted tensors.
 
     python benchmarks/prune_cost.py --cases smollm2-135m@20,smollm2-135m@50 \
-        --code checkout,5c295e6 --repeats 2 --quality
+        --code checkout,5c295e6 --repeats 2 --quality --ppl-once
 """
 
 from __future__ import annotations
@@ -84,7 +95,7 @@ def digest(values: Any) -> str:
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()
 
 
-def run_case(spec: dict[str, Any], quality: bool) -> dict[str, Any]:
+def run_case(spec: dict[str, Any], quality: bool, ppl: bool = True) -> dict[str, Any]:
     """Load, make resident and prune one case in this process (the package on sys.path)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -135,14 +146,15 @@ def run_case(spec: dict[str, Any], quality: bool) -> dict[str, Any]:
         for name, tensor in sorted(model.state_dict().items()):
             weights.update(name.encode())
             weights.update(tensor.contiguous().view(torch.uint8).numpy().tobytes())
-        ppl = perplexity(model, tok, "wikitext2", max_windows=256, progress=False)
         row |= {
             "layouts_sha256": digest(layouts),
             "kept_heads": [layout["kept_heads"] for layout in layouts],
             "kept_channels": [len(layout["kept_channels"]) for layout in layouts],
             "weights_sha256": weights.hexdigest(),
-            "wikitext2_ppl_256_windows": ppl.ppl,
         }
+        if ppl:
+            found = perplexity(model, tok, "wikitext2", max_windows=256, progress=False)
+            row["wikitext2_ppl_256_windows"] = found.ppl
     return row
 
 
@@ -182,12 +194,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quality", action="store_true")
+    parser.add_argument(
+        "--ppl-once",
+        action="store_true",
+        help="with --quality, perplexity on the first run of the first --code only (the "
+        "digests on every run: equal weights digests mean equal perplexity)",
+    )
+    parser.add_argument("--no-ppl", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--replace", action="store_true", help="replace records of these runs")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         torch.set_num_threads(args.threads)
-        print(json.dumps(run_case(CASES[args.case], args.quality)))
+        print(json.dumps(run_case(CASES[args.case], args.quality, not args.no_ppl)))
         return
     store = Store.book()
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,16 +221,20 @@ def main() -> None:
         for name in args.cases.split(","):
             spec = CASES[name]
             runs: dict[str, list[dict[str, Any]]] = {code: [] for code in codes}
-            for _ in range(args.repeats):
-                for code, (_, path, _) in codes.items():
+            for repeat in range(args.repeats):
+                for index, (code, (_, path, _)) in enumerate(codes.items()):
                     env = dict(os.environ)
                     if path is not None:
                         env["PYTHONPATH"] = os.pathsep.join([path, env.get("PYTHONPATH", "")])
                     command = [sys.executable, __file__, "--case", name]
                     command += ["--threads", str(args.threads)]
+                    if args.quality:
+                        command.append("--quality")
+                        if args.ppl_once and (repeat, index) != (0, 0):
+                            command.append("--no-ppl")
                     load = os.getloadavg()[0]
                     done = subprocess.run(
-                        command + (["--quality"] if args.quality else []),
+                        command,
                         capture_output=True,
                         text=True,
                         check=True,
@@ -228,8 +251,14 @@ def main() -> None:
             for code, (commit, _, dirty) in codes.items():
                 rows = runs[code]
                 best = min(rows, key=lambda r: r["seconds"])
+                measured = [r for r in rows if "wikitext2_ppl_256_windows" in r]
                 result = {
                     **best,
+                    **(
+                        {"wikitext2_ppl_256_windows": measured[0]["wikitext2_ppl_256_windows"]}
+                        if measured
+                        else {}
+                    ),
                     "seconds_runs": [r["seconds"] for r in rows],
                     "cpu_seconds_runs": [r["cpu_seconds"] for r in rows],
                     "load_average_runs": [r["load_average_1min"] for r in rows],
