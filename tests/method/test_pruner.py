@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from slimllm.data.calibration import calibration_samples
+from slimllm.method import pruner
 from slimllm.method.config import PruneConfig
 from slimllm.method.pruner import achieved_fraction, layer_similarities, prune
 from slimllm.models.adapters import get_adapter
@@ -100,6 +101,32 @@ def test_bfloat16_forwards_keep_float32_weights(data_dir: str) -> None:
     prune(plain, tok, small(ratio=0.3), data_dir=data_dir, progress=False)
     for (name, a), (_, b) in zip(
         same.state_dict().items(), plain.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("probed", ["bfloat16", "float32"])
+def test_auto_calib_dtype_runs_and_records_the_probes_choice(
+    probed: str, data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """calib_dtype "auto" prunes exactly as the dtype the precision probe picks, and the report
+    names that dtype (a record must say what ran, not what the machine was asked to choose)."""
+    asked: list[tuple[str, str]] = []
+
+    def probe(requested: str, device: str = "cpu") -> tuple[str, str]:
+        asked.append((requested, device))
+        return probed, "probe stub"
+
+    monkeypatch.setattr(pruner, "resolve_dtype", probe)
+    tok = byte_tokenizer()
+    auto, explicit = tiny_model("tiny-gqa"), tiny_model("tiny-gqa")
+    config = small(ratio=0.3, calib_dtype="auto")
+    report = prune(auto, tok, config, data_dir=data_dir, progress=False)
+    assert asked == [("auto", "cpu")]
+    assert report.config["calib_dtype"] == probed and config.calib_dtype == "auto"
+    prune(explicit, tok, small(ratio=0.3, calib_dtype=probed), data_dir=data_dir, progress=False)
+    for (name, a), (_, b) in zip(
+        auto.state_dict().items(), explicit.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), name
 
