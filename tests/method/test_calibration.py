@@ -156,3 +156,25 @@ def test_outputs_set_by_the_step_feed_the_next_layer_and_the_home_sees_every_vis
     assert home.visits == [
         (kind, i, kind == "release") for i in range(3) for kind in ("fetch", "release")
     ]
+
+
+def test_a_walk_reuses_another_walks_captured_inputs() -> None:
+    """Given the first walk's `captured`, a second walk does not run the embeddings again and
+    sees the same inputs; the dtype copies carry the layers' values."""
+    model = tiny_model("tiny-gqa")
+    ids = torch.randint(0, 256, (3, 8), generator=torch.Generator().manual_seed(4))
+    first = LayerWalker(model, ids, batch_size=2, progress=False, dtype=torch.bfloat16)
+    for step in first:
+        for (name, p), (_, q) in zip(
+            step.work.named_parameters(), step.layer.named_parameters(), strict=True
+        ):
+            assert torch.equal(p, q.to(torch.bfloat16)) and p.data_ptr() != q.data_ptr(), name
+    calls = []
+    handle = model.model.embed_tokens.register_forward_hook(lambda *_: calls.append(1))
+    second = LayerWalker(
+        model, ids, batch_size=2, progress=False, dtype=torch.bfloat16, captured=first.captured
+    )
+    handle.remove()
+    assert calls == [] and second.captured is first.captured
+    for a, b in zip(second, first, strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a.inputs, b.inputs, strict=True))
