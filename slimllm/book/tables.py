@@ -194,16 +194,15 @@ def paper_ablations(ratio: float, reference: str) -> pd.DataFrame:
 
 
 def perplexity_summary(
-    results: Mapping[str, PerplexityResult], names: Mapping[str, str], level: float
+    results: Mapping[str, PerplexityResult], names: Mapping[str, str]
 ) -> pd.DataFrame:
-    """One row per dataset (printed under `names`): perplexity, its bootstrap interval at
-    `level`, and the tokens and windows it was measured on."""
-    interval = f"{level:.0%} interval"
+    """One row per dataset (printed under `names`): perplexity, its bootstrap interval, and the
+    tokens and windows it was measured on."""
     return pd.DataFrame.from_dict(
         {
             names[ds]: {
                 "perplexity": r.ppl,
-                interval: f"{prose.sig(r.ci_low, 4)} \u2013 {prose.sig(r.ci_high, 4)}",
+                "interval": f"{prose.sig(r.ci_low, 4)} \u2013 {prose.sig(r.ci_high, 4)}",
                 "tokens": r.n_tokens,
                 "windows": r.n_windows,
             }

@@ -185,8 +185,8 @@ def result(ppl: float) -> PerplexityResult:
 def test_dense_summary_figure_and_shape() -> None:
     results = {"wikitext2": result(50.0), "ptb": result(80.0)}
     names = {"wikitext2": "WikiText-2 test", "ptb": "PTB test"}
-    summary = tables.perplexity_summary(results, names, 0.95)
-    assert summary.loc["PTB test", "95% interval"] == "79.00 \u2013 82.00"
+    summary = tables.perplexity_summary(results, names)
+    assert summary.loc["PTB test", "interval"] == "79.00 \u2013 82.00"
     assert isinstance(figures.dense_perplexity(results, names, "m", {"wikitext2": 12.62}), Figure)
     shape = {
         "layers": 30,
@@ -206,6 +206,6 @@ def test_dense_summary_figure_and_shape() -> None:
 
 @pytest.mark.parametrize("digits", [3, 4])
 def test_perplexity_summary_is_compact(digits: int) -> None:
-    summary = tables.perplexity_summary({"ptb": result(80.123456)}, {"ptb": "PTB"}, 0.95)
+    summary = tables.perplexity_summary({"ptb": result(80.123456)}, {"ptb": "PTB"})
     html = tables.compact(summary, digits=digits).to_html()
     assert "80.123456" not in html and "nan" not in html.lower()
