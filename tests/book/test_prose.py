@@ -27,10 +27,6 @@ from tests.helpers import NOTEBOOKS, ROOT
 
 PAPER = ROOT.parent / "shared" / "paper" / "slimllm-icml2025.md"
 
-#: Notebooks whose prose is not glued yet (issue 16): strict xfail, so converting one fails
-#: the test until it is taken off this list.
-PENDING: set[str] = set()
-
 NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 NAMES = re.compile(
     r"SmolLM2(?:-\d+M)?|LLaMA(?:-\d)?-\d+B|Llama-\d(?:-\d+B)?|Vicuna-\d+B|WikiText-\d|GPT-\d|"
@@ -89,14 +85,7 @@ def markdown_of(path: Path) -> list[str]:
     return [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
 
 
-def pending(path: Path) -> list[object]:
-    marks = [pytest.mark.xfail(strict=True, reason="prose not glued yet (issue 16)")]
-    return marks if path.stem in PENDING else []
-
-
-@pytest.mark.parametrize(
-    "notebook", [pytest.param(p, marks=pending(p), id=p.stem) for p in NOTEBOOKS]
-)
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_markdown_has_no_typed_numbers(notebook: Path) -> None:
     paper = paper_numbers()
     stray = {i: s for i, md in enumerate(markdown_of(notebook)) if (s := stray_numbers(md, paper))}
@@ -146,7 +135,7 @@ EXERCISE = re.compile(r"^\d+\.\s+\*\*([^*]+)\*\*", re.MULTILINE)
 STAGES = [p for p in NOTEBOOKS if not p.stem.startswith("02_")]
 
 
-@pytest.mark.parametrize("notebook", [pytest.param(p, marks=pending(p), id=p.stem) for p in STAGES])
+@pytest.mark.parametrize("notebook", STAGES, ids=lambda p: p.stem)
 def test_exercises_have_hidden_solutions(notebook: Path) -> None:
     cells = nbformat.read(notebook, as_version=4).cells
     start = next(i for i, c in enumerate(cells) if "## Exercises" in c.source)
