@@ -132,10 +132,7 @@ def test_glued_sentence_follows_a_changed_record(tmp_path: Path) -> None:
 
 
 EXERCISE = re.compile(r"^\d+\.\s+\*\*([^*]+)\*\*", re.MULTILINE)
-STAGES = [p for p in NOTEBOOKS if not p.stem.startswith("02_")]
-
-
-@pytest.mark.parametrize("notebook", STAGES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_exercises_have_hidden_solutions(notebook: Path) -> None:
     cells = nbformat.read(notebook, as_version=4).cells
     start = next(i for i, c in enumerate(cells) if "## Exercises" in c.source)
