@@ -191,6 +191,11 @@ def grouped_bars(
         ax.axhline(frame.loc[baseline, column], color=report.COLORS[k], lw=0.8, ls=":")
     ax.set_xticks(range(len(names)), names, rotation=10)
     ax.set(ylabel=ylabel, title=title, yscale="log" if log else "linear")
+    # A baseline line does not widen the autoscaled range: when every bar is far above it (a log
+    # axis), lower the axis so that the dotted line the caption promises is on the page.
+    lowest = float(frame.loc[baseline, list(columns)].min())
+    if lowest <= ax.get_ylim()[0]:
+        ax.set_ylim(bottom=lowest / 1.5 if log else 0.0)
     ax.legend()
     return fig
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 from matplotlib.figure import Figure
@@ -209,3 +210,14 @@ def test_perplexity_summary_is_compact(digits: int) -> None:
     summary = tables.perplexity_summary({"ptb": result(80.123456)}, {"ptb": "PTB"})
     html = tables.compact(summary, digits=digits).to_html()
     assert "80.123456" not in html and "nan" not in html.lower()
+
+
+@pytest.mark.parametrize("log", [True, False])
+def test_grouped_bars_keep_the_baseline_on_the_axis(log: bool) -> None:
+    frame = pd.DataFrame(
+        {"a": [50.0, 500.0, 900.0], "b": [80.0, 600.0, 1e5]}, index=["dense", "x", "y"]
+    )
+    fig = figures.grouped_bars(frame, ["a", "b"], "dense", "ppl", "t", log=log)
+    bottom, top = fig.axes[0].get_ylim()
+    assert bottom < 50.0 and top > 1e5
+    plt.close(fig)
