@@ -6,8 +6,10 @@ bfloat16, as sharded safetensors (one shard per decoder layer) under the cache f
 at 20 % with slimllm.method.streaming_prune.prune_checkpoint: each decoder layer is read from
 the shards when a walk reaches it and freed after, the pruning walk writing the pruned layer as
 the next output shard, so the model is never whole in memory. The "prune_scale" record holds the
-wall time, the process's peak resident memory against the model's bfloat16 size and, on a GPU,
-the peak GPU memory. The weights are random: only time and memory mean anything here.
+wall time, the CPU time (on the shared CPU the wall time is mostly the other jobs'), the load
+average at the start and the end, the process's peak resident memory against the model's
+bfloat16 size and, on a GPU, the peak GPU memory. The weights are random: only time and memory
+mean anything here.
 
 The paper's calibration is 32 windows of 128 tokens (the default); `--samples` takes fewer for
 a quicker measurement, and the record's configuration says which. The pruned copy is deleted
@@ -90,6 +92,13 @@ def cpu_seconds() -> float:
     the other jobs, this much less."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def git(*args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
 
 
 def prune_config(samples: int, seq_len: int) -> PruneConfig:
@@ -183,6 +192,9 @@ def main() -> None:
         return
     ensure_source(args.shape)
     load = os.getloadavg()[0]
+    # The code the pruning process loads: HEAD now, and whether the package differs from it.
+    code = git("rev-parse", "HEAD")
+    edited = bool(git("status", "--porcelain", "--", "slimllm", "benchmarks"))
     command = [sys.executable, __file__, "--one", *sys.argv[1:]]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
     row = json.loads(done.stdout.strip().splitlines()[-1])
@@ -194,8 +206,6 @@ def main() -> None:
         "device": args.device,
         "streamed": True,
     }
-    head = ["git", "-C", str(ROOT), "rev-parse", "HEAD"]
-    code = subprocess.run(head, capture_output=True, text=True, check=True).stdout.strip()
     rec = Store.book().put(
         "prune_scale",
         config,
@@ -204,6 +214,7 @@ def main() -> None:
             "load_average_1min": load,
             "load_average_1min_end": os.getloadavg()[0],
             "code": code,
+            "code_edited": edited,
         },
         {"threads": args.threads},
         seconds=row["seconds"],

@@ -628,6 +628,39 @@ def eval_speed_lines(results_dir: str | None = None) -> Markdown:
     )
 
 
+def scale_frame(results_dir: str | None = None) -> pd.DataFrame:
+    """LLaMA-7B and -13B shapes pruned from their shards (`prune_scale` records): time and
+    peak memory against the model's bfloat16 size."""
+    ev = evidence(results_dir)
+    rows = []
+    for r in ev.records("prune_scale"):
+        res, prune_ = r.result, r.config["prune"]
+        row = {
+            "shape": r.config["shape"],
+            "calibration": f"{prune_['calib_samples']}x{prune_['calib_seq_len']}",
+            "device": r.config["device"],
+            "ratio": f"{prune_['ratio']:.0%}",
+            "achieved": f"{100 * res['achieved']:.1f} %",
+            "pruning (min)": f"{res['seconds'] / 60:.1f}",
+            "CPU (min)": f"{res['cpu_seconds'] / 60:.1f}",
+            "bf16 model (GiB)": f"{res['model_bf16_mib'] / 1024:.1f}",
+            "peak RSS (GiB)": f"{res['peak_rss_mib'] / 1024:.2f}",
+            "peak RSS / model": f"{res['peak_rss_over_model']:.2f}",
+            "load (1 min)": f"{res['load_average_1min']:.1f} to {res['load_average_1min_end']:.1f}",
+            "threads": res["threads"],
+            "record": r.key,
+        }
+        if "peak_gpu_mib" in res:
+            row["peak GPU (GiB)"] = f"{res['peak_gpu_mib'] / 1024:.2f}"
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(
+            {"prune_scale": [f"{NOT_RUN} (`python benchmarks/prune_scale.py --shape llama-7b`)"]}
+        )
+    rows.sort(key=lambda e: (e["shape"], e["device"], int(e["calibration"].split("x")[0])))
+    return pd.DataFrame.from_records(rows).set_index(["shape", "calibration"])
+
+
 #: The GQA rules of `--gqa-mode` compared on 512 WikiText-2 windows (benchmarks/gqa_modes.py).
 GQA_MODES = ("score", "heads", "groups", "auto")
 GQA_WINDOWS = 512
