@@ -446,7 +446,9 @@ def test_a_real_ctrl_c_in_a_subprocess(world: dict[str, str]) -> None:
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    (line,) = err.splitlines()
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    (line,) = lines
     assert line.startswith("slimllm eval: interrupted; ")
     assert line.endswith(f"--json {report} left as it was")
     assert snapshot(Path(world["w"])) == before
