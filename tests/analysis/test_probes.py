@@ -47,7 +47,10 @@ def test_mlp_statistics_and_scores_match_a_direct_computation(name: str) -> None
     # Slow reference: the scatter matrix's eigenvalues and the norms, straight from the tensors.
     centred = seen["y"] - seen["y"].mean(dim=0)
     expected_eigs = torch.linalg.eigvalsh(centred.T @ centred).flip(0).clamp_min(0)
-    torch.testing.assert_close(stats.eigenvalues, expected_eigs, atol=1e-8, rtol=1e-6)
+    # Products of float32 activations are formed in float32 (summed in float64): eigenvalues
+    # agree to float32 rounding relative to the largest one.
+    top = float(expected_eigs[0])
+    torch.testing.assert_close(stats.eigenvalues, expected_eigs, atol=1e-5 * top, rtol=1e-5)
     torch.testing.assert_close(stats.down_norm, seen["x_down"].norm(dim=0), rtol=1e-6, atol=0)
     torch.testing.assert_close(stats.in_norm, seen["x_in"].norm(dim=0), rtol=1e-6, atol=0)
 
