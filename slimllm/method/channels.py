@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from slimllm.method.streaming import TokenStream, check_float, gram_dtype
+from slimllm.method.streaming import ShiftedGram, check_float
 
 
 def output_covariance(y: Tensor) -> Tensor:
@@ -29,35 +29,11 @@ def output_covariance(y: Tensor) -> Tensor:
     return centred.T @ centred
 
 
-class CovarianceAccumulator(TokenStream):
+class CovarianceAccumulator(ShiftedGram):
     """Streams the scatter matrix of :func:`output_covariance` over token chunks [n, D]; each
     chunk's products in `streaming.gram_dtype`, their sum in float64."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        # (shift [D], sum of shifted rows [D], sum of shifted outer products [D, D])
-        self._moments: tuple[Tensor, Tensor, Tensor] | None = None
-
-    def update(self, y: Tensor) -> None:
-        """Add a chunk of outputs [n, D]."""
-        check_float("y", y, 2, finite=False)
-        if y.shape[0] == 0:
-            raise ValueError("y must hold at least one token, got an empty chunk")
-        if self._moments is None:
-            # Moments about the first chunk's mean avoid cancellation on large offsets.
-            shift = y.detach().to(torch.float64).mean(dim=0)
-            self._moments = (shift, torch.zeros_like(shift), shift.new_zeros((y.shape[1],) * 2))
-        shift, total, outer = self._moments
-        if y.shape[1] != shift.shape[0]:
-            raise ValueError(f"y must have {shift.shape[0]} columns like earlier chunks")
-        dtype = gram_dtype(y)
-        shifted = y.detach().to(dtype) - shift.to(dtype)
-        chunk_sum = shifted.sum(dim=0, dtype=torch.float64)
-        if not torch.isfinite(chunk_sum).all():
-            raise ValueError("y must be finite")
-        total += chunk_sum
-        outer += (shifted.T @ shifted).to(torch.float64)
-        self._count += y.shape[0]
+    name = "y"
 
     def finalize(self) -> Tensor:
         """Return the centred scatter matrix [D, D] (float64)."""

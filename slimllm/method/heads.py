@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from slimllm.method.streaming import TokenStream, check_float, gram_dtype
+from slimllm.method.streaming import ShiftedGram, TokenStream, check_float
 
 Reduction = Literal["per_dim", "whole"]
 
@@ -208,7 +208,7 @@ def _reduced(cov: Tensor, mean: Tensor, count: int, reduction: str) -> HeadStats
     return HeadStats(reduction, pooled[:, :, None], mean.mean(dim=1, keepdim=True), count)
 
 
-class InputMomentsAccumulator(TokenStream):
+class InputMomentsAccumulator(ShiftedGram):
     """Streams the moments of o_proj's inputs [n, H*d], from which :meth:`finalize` gives the
     :class:`HeadStats` of the heads' contributions without ever forming them.
 
@@ -220,31 +220,7 @@ class InputMomentsAccumulator(TokenStream):
     copies, transposes and per-dimension products.
     """
 
-    def __init__(self) -> None:
-        super().__init__()
-        # (shift [W], sum of shifted rows [W], sum of shifted outer products [W, W])
-        self._moments: tuple[Tensor, Tensor, Tensor] | None = None
-
-    def update(self, x: Tensor) -> None:
-        """Add a chunk of o_proj inputs [n, W]."""
-        check_float("x", x, 2, finite=False)
-        if x.shape[0] == 0:
-            raise ValueError("x must hold at least one token, got an empty chunk")
-        if self._moments is None:
-            # Moments about the first chunk's mean avoid cancellation on large offsets.
-            shift = x.detach().to(torch.float64).mean(dim=0)
-            self._moments = (shift, torch.zeros_like(shift), shift.new_zeros((x.shape[1],) * 2))
-        shift, total, cross = self._moments
-        if x.shape[1] != shift.shape[0]:
-            raise ValueError(f"x must have {shift.shape[0]} columns like earlier chunks")
-        dtype = gram_dtype(x)
-        shifted = x.detach().to(dtype) - shift.to(dtype)
-        chunk_sum = shifted.sum(dim=0, dtype=torch.float64)
-        if not torch.isfinite(chunk_sum).all():
-            raise ValueError("x must be finite (check for fp16 overflow)")
-        total += chunk_sum
-        cross += (shifted.T @ shifted).to(torch.float64)
-        self._count += x.shape[0]
+    name = "x"
 
     def finalize(self, w_o: Tensor, num_heads: int, reduction: Reduction = "per_dim") -> HeadStats:
         """The :class:`HeadStats` of :func:`head_contributions` (x, `w_o`, `num_heads`) over

@@ -47,3 +47,38 @@ def gram_dtype(x: Tensor) -> torch.dtype:
     the forwards ran in bfloat16.
     """
     return torch.promote_types(x.dtype, torch.float32)
+
+
+class ShiftedGram(TokenStream):
+    """Row sum and Gram matrix of token chunks [n, W], about the first chunk's mean (moments
+    about a shift avoid cancellation on large offsets); each chunk's products in `gram_dtype`,
+    their sum in float64. The head moments (Eq. 4) and the MLP output covariance (Eq. 2) are
+    this stream with their own `finalize`."""
+
+    #: The chunk's name in error messages.
+    name = "x"
+
+    def __init__(self) -> None:
+        super().__init__()
+        # (shift [W], sum of shifted rows [W], sum of shifted outer products [W, W])
+        self._moments: tuple[Tensor, Tensor, Tensor] | None = None
+
+    def update(self, x: Tensor) -> None:
+        """Add a chunk [n, W]."""
+        check_float(self.name, x, 2, finite=False)
+        if x.shape[0] == 0:
+            raise ValueError(f"{self.name} must hold at least one token, got an empty chunk")
+        if self._moments is None:
+            shift = x.detach().to(torch.float64).mean(dim=0)
+            self._moments = (shift, torch.zeros_like(shift), shift.new_zeros((x.shape[1],) * 2))
+        shift, total, cross = self._moments
+        if x.shape[1] != shift.shape[0]:
+            raise ValueError(f"{self.name} must have {shift.shape[0]} columns like earlier chunks")
+        dtype = gram_dtype(x)
+        shifted = x.detach().to(dtype) - shift.to(dtype)
+        chunk_sum = shifted.sum(dim=0, dtype=torch.float64)
+        if not torch.isfinite(chunk_sum).all():
+            raise ValueError(f"{self.name} must be finite (check for fp16 overflow)")
+        total += chunk_sum
+        cross += (shifted.T @ shifted).to(torch.float64)
+        self._count += x.shape[0]
