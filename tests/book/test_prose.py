@@ -132,6 +132,8 @@ def test_glued_sentence_follows_a_changed_record(tmp_path: Path) -> None:
 
 
 EXERCISE = re.compile(r"^\d+\.\s+\*\*([^*]+)\*\*", re.MULTILINE)
+
+
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 def test_exercises_have_hidden_solutions(notebook: Path) -> None:
     cells = nbformat.read(notebook, as_version=4).cells
