@@ -170,6 +170,10 @@ def prune_cases(records: Sequence[Record]) -> pd.DataFrame:
     rows = {}
     for record in records:
         result = record.result
+        if record.config["case"] in rows:
+            # A row per case name: a second record of it (another commit's run) would silently
+            # replace the first, so the caller picks which records the table compares.
+            raise ValueError(f"two prune_cost records of case {record.config['case']!r}")
         rows[record.config["case"]] = {
             "parameters (M)": result["parameters"] / 1e6,
             "calibration tokens": int(result["calibration_tokens"]),

@@ -221,3 +221,14 @@ def test_grouped_bars_keep_the_baseline_on_the_axis(log: bool) -> None:
     bottom, top = fig.axes[0].get_ylim()
     assert bottom < 50.0 and top > 1e5
     plt.close(fig)
+
+
+def test_prune_cases_refuse_two_records_of_one_case(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    result = {"parameters": 2e6, "calibration_tokens": 64, "seconds": 5.0, "model_mib": 10.0}
+    result |= {"peak_rss_mib": 30.0, "peak_over_loaded": 1.3}
+    recipe = {"base": "m", "prune": {"method": "slimllm", "ratio": 0.5, "gqa_mode": "auto"}}
+    old = store.put("prune_cost", {"case": "m@50", "model": recipe}, result)
+    new = store.put("prune_cost", {"case": "m@50", "model": recipe, "code": "abc"}, result)
+    with pytest.raises(ValueError, match="two prune_cost records of case 'm@50'"):
+        tables.prune_cases([old, new])
