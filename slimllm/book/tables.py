@@ -166,7 +166,18 @@ def method_costs(records: Sequence[Record], order: Sequence[str]) -> pd.DataFram
 def prune_cases(records: Sequence[Record]) -> pd.DataFrame:
     """Whole-method timing cases ("prune_cost" records with a case name) as rows: parameters
     (millions), calibration tokens, seconds, model and peak memory (MiB), the peak over the
-    loaded process, the GQA rule and the date it was measured."""
+    loaded process, the GQA rule and the date it was measured. No records: no rows, the same
+    columns (the smoke preset's store holds none)."""
+    columns = [
+        "parameters (M)",
+        "calibration tokens",
+        "seconds",
+        "model MiB",
+        "peak MiB",
+        "peak / loaded",
+        "GQA rule",
+        "measured",
+    ]
     rows = {}
     for record in records:
         result = record.result
@@ -184,7 +195,7 @@ def prune_cases(records: Sequence[Record]) -> pd.DataFrame:
             "GQA rule": record.config["model"]["prune"]["gqa_mode"],
             "measured": str(record.environment.get("measured_at", "?"))[:10],
         }
-    return pd.DataFrame.from_dict(rows, orient="index")
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns)
 
 
 def paper_ablations(ratio: float, reference: str) -> pd.DataFrame:

@@ -232,3 +232,10 @@ def test_prune_cases_refuse_two_records_of_one_case(tmp_path: Path) -> None:
     new = store.put("prune_cost", {"case": "m@50", "model": recipe, "code": "abc"}, result)
     with pytest.raises(ValueError, match="two prune_cost records of case 'm@50'"):
         tables.prune_cases([old, new])
+
+
+def test_prune_cases_without_records_keep_their_columns() -> None:
+    # The smoke preset's store holds no timing cases; the notebook still drops a column.
+    cases = tables.prune_cases([])
+    assert cases.empty and "measured" in cases.columns and "GQA rule" in cases.columns
+    assert observations.prune_cases(cases, "auto") == {"cases_text": "No such records are stored"}
