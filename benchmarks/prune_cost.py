@@ -12,8 +12,8 @@ and any commit, whose `slimllm/` is taken from `git archive`. The codes alternat
 time and the load average it started at, and its `seconds` is the fastest run. `--quality`
 adds what decides whether a change kept the method's result: a digest of every layer's kept
 heads and channels, a digest of the weights, and WikiText-2 perplexity on the first 256
-windows (lineage-128); `--ppl-once` measures the perplexity on the first run of the first code
-only (equal weights digests mean equal perplexity). Besides wall time each run keeps its
+windows (lineage-128); `--ppl-once` measures the perplexity on the first run of each code only
+(equal weights digests mean equal perplexity). Besides wall time each run keeps its
 process CPU seconds, which the other jobs on the shared cores inflate far less.
 
 Where the time went (cProfile, SmolLM2 at 20 %): with float32 forwards (commit 90f74ce) the
@@ -197,8 +197,8 @@ def main() -> None:
     parser.add_argument(
         "--ppl-once",
         action="store_true",
-        help="with --quality, perplexity on the first run of the first --code only (the "
-        "digests on every run: equal weights digests mean equal perplexity)",
+        help="with --quality, perplexity on the first run of each --code only (the digests "
+        "on every run: equal weights digests mean equal perplexity)",
     )
     parser.add_argument("--no-ppl", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--replace", action="store_true", help="replace records of these runs")
@@ -222,7 +222,7 @@ def main() -> None:
             spec = CASES[name]
             runs: dict[str, list[dict[str, Any]]] = {code: [] for code in codes}
             for repeat in range(args.repeats):
-                for index, (code, (_, path, _)) in enumerate(codes.items()):
+                for code, (_, path, _) in codes.items():
                     env = dict(os.environ)
                     if path is not None:
                         env["PYTHONPATH"] = os.pathsep.join([path, env.get("PYTHONPATH", "")])
@@ -230,7 +230,7 @@ def main() -> None:
                     command += ["--threads", str(args.threads)]
                     if args.quality:
                         command.append("--quality")
-                        if args.ppl_once and (repeat, index) != (0, 0):
+                        if args.ppl_once and repeat > 0:
                             command.append("--no-ppl")
                     load = os.getloadavg()[0]
                     done = subprocess.run(

@@ -205,21 +205,22 @@ def _apply(linear: nn.Linear, xs: Iterable[torch.Tensor]) -> list[torch.Tensor]:
 
 def _fit_and_fold(
     linear: nn.Linear,
-    kept_inputs: torch.Tensor,
-    full: torch.Tensor,
+    pruned: list[torch.Tensor],
+    full: list[torch.Tensor],
     report: LayerReport,
     part: str,
-) -> None:
+) -> list[torch.Tensor]:
     """Eq. 9-10 for an output projection whose input columns outside the kept ones were removed.
 
-    `kept_inputs` [N, K'] are the calibration inputs of the columns `linear` (already sliced)
-    keeps and `full` [N, D] its outputs before surgery. Records the fit's summary as the
-    report's `{part}_*` fields.
+    `pruned` are `linear`'s outputs per calibration batch once sliced (before the fold) and
+    `full` its outputs before surgery. Folds the fit into `linear`, records its summary as the
+    report's `{part}_*` fields and returns the folded projection's outputs: A * pruned + B, the
+    same affine map the fold puts into the weights, without a second product.
     """
     acc = regression.RegressionAccumulator()
-    pruned = _apply(linear, kept_inputs.split(CHUNK_TOKENS))
-    for x, y in zip(pruned, full.split(CHUNK_TOKENS), strict=True):
-        acc.update(x, y)
+    for x, y in zip(pruned, full, strict=True):
+        for xc, yc in zip(_flat(x).split(CHUNK_TOKENS), _flat(y).split(CHUNK_TOKENS), strict=True):
+            acc.update(xc, yc)
     a, b = acc.solve()
     weight, new_bias = regression.fold_regression(linear.weight.data, linear.bias, a, b)
     surgery.set_output_bias(linear, weight, new_bias)
@@ -234,6 +235,10 @@ def _fit_and_fold(
     }
     for name, value in summary.items():
         setattr(report, f"{part}_{name}", value)
+    # In at least float32, whatever the calibration dtype, then back to it.
+    work = torch.promote_types(pruned[0].dtype, torch.float32)
+    scale, shift = a.to(pruned[0].device, work), b.to(pruned[0].device, work)
+    return [(t.to(work) * scale + shift).to(t.dtype) for t in pruned]
 
 
 def _attention_pass(
@@ -304,10 +309,10 @@ def _prune_attention(
     ).to(x.device)
     surgery.prune_attention_heads(layer, adapter, keep_heads)
     report.heads_kept = list(layer.slimllm_layout.kept_heads)
+    pruned = _apply(o_proj, (t[..., keep_cols] for t in o_inputs))
     if config.regression:
-        full = torch.cat([_flat(t) for t in o_outputs])
-        _fit_and_fold(o_proj, x[:, keep_cols], full, report, "attn")
-    return plan, _apply(o_proj, (t[..., keep_cols] for t in o_inputs))
+        pruned = _fit_and_fold(o_proj, pruned, o_outputs, report, "attn")
+    return plan, pruned
 
 
 def _prune_mlp(
@@ -371,11 +376,10 @@ def _prune_mlp(
     report.channels_kept = len(keep)
     down = adapter.mlp_projections(layer).down
     keep = keep.to(down_inputs[0].device)
+    pruned = _apply(down, (t[..., keep] for t in down_inputs))
     if config.regression:
-        x = torch.cat([_flat(t) for t in down_inputs])
-        full = torch.cat([_flat(t) for t in down_outputs])
-        _fit_and_fold(down, x[:, keep], full, report, "mlp")
-    return _apply(down, (t[..., keep] for t in down_inputs))
+        pruned = _fit_and_fold(down, pruned, down_outputs, report, "mlp")
+    return pruned
 
 
 def _prune_layer(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from slimllm.method.streaming import TokenStream
+from slimllm.method.streaming import TokenStream, gram_dtype
 
 # A pruned output whose variance is at or below this fraction of its mean square is constant up
 # to rounding; a slope fitted to it would be noise.
@@ -100,17 +100,24 @@ class RegressionAccumulator(TokenStream):
         """Add matching chunks [n, D] of the pruned and the full output."""
         # The full scan for NaN and inf is replaced by a check of the chunk's sums below.
         _check_pair(pruned_chunk, full_chunk, ("pruned_chunk", "full_chunk"), finite=False)
-        x = pruned_chunk.detach().to(torch.float64)
-        y = full_chunk.detach().to(torch.float64)
+        # The chunk's products in float32 (float64 for float64 chunks), their sums in float64:
+        # the Gram matrices' rule (streaming.gram_dtype), for the same reason.
+        dtype = gram_dtype(pruned_chunk)
+        x = pruned_chunk.detach().to(dtype)
+        y = full_chunk.detach().to(dtype)
         if self._shift is None or self._sums is None:
-            # Moments about the first chunk's means avoid cancellation on large offsets.
-            self._shift = (x.mean(dim=0), y.mean(dim=0))
-            self._sums = x.new_zeros((5, x.shape[1]))
+            # Moments about the first chunk's means avoid cancellation on large offsets; the
+            # shift is kept as subtracted (in the chunk's dtype), so the moments add back exactly.
+            sx, sy = (t.mean(dim=0, dtype=torch.float64).to(dtype).double() for t in (x, y))
+            self._shift = (sx, sy)
+            self._sums = x.new_zeros((5, x.shape[1]), dtype=torch.float64)
         if x.shape[1] != self._sums.shape[1]:
             raise ValueError(f"pruned_chunk must have {self._sums.shape[1]} columns like before")
-        xs = x - self._shift[0]
-        ys = y - self._shift[1]
-        sums = torch.stack([t.sum(dim=0) for t in (xs, ys, xs * xs, xs * ys, ys * ys)])
+        xs = x - self._shift[0].to(dtype)
+        ys = y - self._shift[1].to(dtype)
+        sums = torch.stack(
+            [t.sum(dim=0, dtype=torch.float64) for t in (xs, ys, xs * xs, xs * ys, ys * ys)]
+        )
         for name, row in (("pruned_chunk", sums[0]), ("full_chunk", sums[1])):
             if not torch.isfinite(row).all():
                 raise ValueError(f"{name} must be finite")

@@ -11,6 +11,7 @@ import torch
 from slimllm.data.calibration import calibration_samples
 from slimllm.method import pruner
 from slimllm.method.config import PruneConfig
+from slimllm.method.harness import calibration_for
 from slimllm.method.pruner import achieved_fraction, layer_similarities, prune
 from slimllm.models.adapters import get_adapter
 from slimllm.models.loaders import byte_tokenizer, tiny_model
@@ -129,6 +130,33 @@ def test_auto_calib_dtype_runs_and_records_the_probes_choice(
         auto.state_dict().items(), explicit.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("name", ["tiny-llama", "tiny-gqa"])
+def test_each_pruned_layer_hands_on_what_it_now_computes(
+    name: str, data_dir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walk never reruns a pruned sub-layer: it replays outputs it derived (the folded
+    projections' A * pruned + B). Those must be what the pruned layer gives when run."""
+    handed: dict[int, torch.Tensor] = {}
+    prune_layer = pruner._prune_layer
+
+    def spy(step: pruner.LayerStep, *args: object) -> None:
+        prune_layer(step, *args)  # type: ignore[arg-type]
+        handed[step.index] = torch.cat(step.outputs or [])
+
+    monkeypatch.setattr(pruner, "_prune_layer", spy)
+    model, tok = tiny_model(name), byte_tokenizer()
+    config = small(ratio=0.3)
+    prune(model, tok, config, data_dir=data_dir, progress=False)
+    ids, _ = calibration_for(tok, config, get_adapter(model), data_dir)
+    with torch.no_grad():
+        states = model(input_ids=ids, output_hidden_states=True).hidden_states
+    last = len(states) - 2  # the last entry is after the final norm
+    checked = [i for i in handed if i < last]
+    assert checked, "no pruned layer before the last"
+    for i in checked:
+        torch.testing.assert_close(handed[i], states[i + 1], rtol=1e-4, atol=1e-4)
 
 
 def test_regression_fits_the_calibration_outputs_better(data_dir: str) -> None:

@@ -57,6 +57,22 @@ def test_streaming_equals_one_shot() -> None:
     np.testing.assert_allclose(b_stream.numpy(), b_full.numpy(), rtol=1e-8)
 
 
+def test_streaming_float32_chunks_match_the_float64_fit() -> None:
+    """Chunks below float64 take their products in float32 and sum them in float64: the fit
+    stays that of the float64 formula on the same values, offsets included."""
+    x = (randn(11, 3000, 6) * 0.5 + 40.0).float()
+    y = (1.3 * x.double() - 2.0 + 0.1 * randn(12, 3000, 6)).float()
+    acc = streamed(x, y, [1024, 1024, 952])
+    a, b = acc.solve()
+    a_ref, b_ref = fit_output_regression(x.double(), y.double())
+    np.testing.assert_allclose(a.numpy(), a_ref.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(b.numpy(), b_ref.numpy(), rtol=1e-5)
+    assert acc.relative_error(a, b) == pytest.approx(
+        float(((a_ref * x.double() + b_ref - y.double()) ** 2).sum() / (y.double() ** 2).sum()),
+        rel=1e-4,
+    )
+
+
 def test_constant_pruned_dimension_is_left_unscaled() -> None:
     x = randn(7, 30, 3)
     y = randn(8, 30, 3)
