@@ -14,8 +14,11 @@ from __future__ import annotations
 import argparse
 import html
 import math
+import re
+import subprocess
 import sys
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +28,7 @@ from IPython.display import HTML, Markdown, display
 from slimllm.book import report
 from slimllm.experiments import claims, paper, tables
 from slimllm.experiments.paper import PaperRow
-from slimllm.experiments.store import Record, Store
+from slimllm.experiments.store import CHECKOUT_RESULTS, Record, Store
 from slimllm.experiments.tables import COLUMN_NAMES, Cell, Evidence, Spec
 
 NOT_RUN = "not run yet"
@@ -548,15 +551,37 @@ def claims_details(results_dir: str | None = None) -> HTML:
     return HTML("".join(blocks))
 
 
+#: The book's names of the models of `config["model"]["base"]`.
+MODEL_NAMES = {"smollm2-135m": "SmolLM2-135M", "gemma3-270m": "Gemma-3-270M"}
+
+
+def model_name(base: str) -> str:
+    """The book's name of a model ("smollm2-135m": "SmolLM2-135M"); others as given."""
+    return MODEL_NAMES.get(base, base)
+
+
+def models_of(records: Iterable[Record]) -> str:
+    """The names of the records' models (config["model"]["base"]), most records first."""
+    bases = Counter(
+        r.config["model"].get("base") for r in records if isinstance(r.config.get("model"), dict)
+    )
+    return " and ".join(model_name(b) for b, _ in bases.most_common() if b)
+
+
 def claims_figure(results_dir: str | None = None) -> None:
     """How many claims have each verdict."""
-    found = claims.verdicts(Store.book(results_dir))
+    store = Store.book(results_dir)
+    found = claims.verdicts(store)
+    cited = {key for v in found for key in v.records}
+    models = models_of(r for r in store.records() if r.key in cited)
     counts = [sum(v.verdict == name for v in found) for name in claims.VERDICTS]
     fig, ax = report.figure(width=7, height=2.8)
     ax.barh(list(claims.VERDICTS), counts)
     ax.invert_yaxis()
     ax.set_xlabel("claims")
-    ax.set_title(f"Verdicts of the paper's {len(found)} claims on SmolLM2-135M")
+    ax.set_title(
+        f"Verdicts of the paper's {len(found)} claims" + (f" on {models}" if models else "")
+    )
     report.show(fig)
 
 
@@ -602,7 +627,9 @@ def cost_figure(results_dir: str | None = None) -> None:
             ax.set_ylabel(column)
             ax.tick_params(axis="x", rotation=30)
             ax.legend(title="ratio")
-    fig.suptitle("Cost of pruning SmolLM2-135M on this CPU")
+    timed = [r for r in evidence(results_dir).records("prune_cost") if "method" in r.result]
+    models = models_of(timed)
+    fig.suptitle(f"Cost of pruning {models + ' ' if models else ''}on this CPU")
     report.show(fig)
 
 
@@ -721,6 +748,353 @@ def tuning_frame(results_dir: str | None = None) -> pd.DataFrame:
     if not records:
         return pd.DataFrame({"tune": [f"{NOT_RUN} (`{tables.COMMANDS['table1']}`)"]})
     return pd.DataFrame.from_records(records).set_index("model")
+
+
+# --- the speed work: pruning before and after, zero-shot speed, two processes ---------------
+
+PRUNE_SPEED_COMMAND = (
+    "python benchmarks/prune_cost.py --cases smollm2-135m@20,smollm2-135m@50,"
+    "smollm2-135m@20-bf16,smollm2-135m@50-bf16 --code checkout,OLDER --repeats 2 --quality "
+    "--ppl-once"
+)
+#: The speed work's quality gate: WikiText-2 on the first 256 windows within 0.5 % of the
+#: float32 forwards' (relative change of the perplexity, either way).
+PPL_GATE = 0.005
+#: benchmarks/zeroshot_speed.py's target in float32: the fast backend's log-likelihoods within
+#: this of HFLM's.
+FLOAT32_LOGLIK_TARGET = 1e-4
+#: The command README.md and book/protocol.md give for evaluating across processes.
+ACCELERATE_EVAL = "accelerate launch --multi_gpu --num_processes 4 -m slimllm.cli eval DIR"
+COMMIT = re.compile(r"[0-9a-f]{7,40}")
+
+
+def _commit_time(commit: str) -> int:
+    """The commit's date (Unix seconds) in this checkout's git; 0 where git cannot tell."""
+    if not COMMIT.fullmatch(commit):
+        return 0
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(CHECKOUT_RESULTS.parent), "show", "-s", "--format=%ct", commit],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except OSError:
+        return 0
+    return int(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else 0
+
+
+def _calib_dtype(config: dict[str, Any]) -> str:
+    """The dtype of the calibration forwards (unset: the dtype the model was pruned in)."""
+    model = config["model"]
+    return model["prune"].get("calib_dtype") or model.get("prune_dtype", "float32")
+
+
+def _faster(old: float, new: float) -> str:
+    return f"{old / new:.2f}x faster" if new <= old else f"{new / old:.2f}x slower"
+
+
+def prune_speed_cases(results_dir: str | None = None) -> dict[str, list[Record]]:
+    """The `prune_cost` records of benchmarks/prune_cost.py (their config names a `code`) by
+    case, each case's codes oldest first: by measured_at, then by the commit's date in git (the
+    codes of one run are written in the same second)."""
+    by_case: dict[str, list[Record]] = {}
+    for r in evidence(results_dir).records("prune_cost"):
+        if "code" in r.config:
+            by_case.setdefault(r.config["case"], []).append(r)
+    for found in by_case.values():
+        found.sort(
+            key=lambda r: (
+                r.environment.get("measured_at", ""),
+                _commit_time(r.config["code"]),
+                r.config["code"],
+            )
+        )
+
+    def order(item: tuple[str, list[Record]]) -> tuple[str, float, bool, str]:
+        model = item[1][0].config["model"]
+        dtype = _calib_dtype(item[1][0].config)
+        return model["base"], model["prune"]["ratio"], dtype != "float32", item[0]
+
+    return dict(sorted(by_case.items(), key=order))
+
+
+def _same_weights(record: Record, found: Sequence[Record]) -> str:
+    """ "yes" where every other code's record of the case has the same weights digest."""
+    others = [o.result.get("weights_sha256") for o in found if o is not record]
+    mine = record.result.get("weights_sha256")
+    if not others or mine is None or None in others:
+        return ""
+    return "yes" if all(o == mine for o in others) else "no"
+
+
+def prune_speed_frame(results_dir: str | None = None) -> pd.DataFrame:
+    """One row per (case, code): wall and CPU seconds of the fastest run, the ratio achieved,
+    peak RSS over the loaded model, WikiText-2 where measured, whether the weights equal the
+    other code's."""
+    rows = []
+    for case, found in prune_speed_cases(results_dir).items():
+        for r in found:
+            res = r.result
+            ppl = res.get("wikitext2_ppl_256_windows")
+            rows.append(
+                {
+                    "case": case,
+                    "code": r.config["code"][:8],
+                    "calib": _calib_dtype(r.config),
+                    "wall (s)": f"{res['seconds']:.1f}",
+                    "CPU (s)": f"{res['cpu_seconds']:.1f}",
+                    "achieved": f"{100 * res['achieved']:.1f} %",
+                    "peak / loaded": f"{res['peak_over_loaded']:.2f}",
+                    "WikiText-2 (256 windows)": "" if ppl is None else f"{ppl:.2f}",
+                    "same weights": _same_weights(r, found),
+                    "record": r.key,
+                }
+            )
+    if not rows:
+        return pd.DataFrame({"prune_cost": [f"{NOT_RUN} (`{PRUNE_SPEED_COMMAND}`)"]})
+    return pd.DataFrame.from_records(rows).set_index(["case", "code"])
+
+
+def _gate(record: Record, reference: Record | None) -> str:
+    """WikiText-2 of a record against the float32 forwards' record of its ratio and code."""
+    code = record.config["code"][:8]
+    ppl = record.result.get("wikitext2_ppl_256_windows")
+    ref = None if reference is None else reference.result.get("wikitext2_ppl_256_windows")
+    if ppl is None or ref is None:
+        lacking = "" if ppl is None else " of the float32 case"
+        return f"with {code} WikiText-2{lacking} was not measured"
+    change = ppl / ref - 1
+    verdict = "passes" if abs(change) <= PPL_GATE else "**fails**"
+    return (
+        f"with {code} WikiText-2 (256 windows) is {ppl:.2f} against {ref:.2f} with float32 "
+        f"forwards ({100 * change:+.2f} %): {verdict} the {100 * PPL_GATE:g} % gate"
+    )
+
+
+def prune_speed_lines(results_dir: str | None = None) -> Markdown:
+    """Per case: the CPU-time speed-up from the oldest code to the newest, whether the weights
+    are identical, and for calibration below float32 the perplexity gate."""
+    cases = prune_speed_cases(results_dir)
+    if not cases:
+        return Markdown(
+            f"The speed work's `prune_cost` records are {NOT_RUN} (`{PRUNE_SPEED_COMMAND}`)."
+        )
+    float32 = {
+        (
+            r.config["model"]["base"],
+            r.config["model"]["prune"]["ratio"],
+            r.config["code"],
+        ): r
+        for found in cases.values()
+        for r in found
+        if _calib_dtype(r.config) == "float32"
+    }
+    lines = []
+    for case, found in cases.items():
+        old, new = found[0], found[-1]
+        if old is new:
+            parts = [f"one code only ({old.config['code'][:8]})"]
+        else:
+            a, b = old.result["cpu_seconds"], new.result["cpu_seconds"]
+            parts = [
+                f"CPU seconds from {a:.1f} with {old.config['code'][:8]} to {b:.1f} with "
+                f"{new.config['code'][:8]}: {_faster(a, b)}"
+            ]
+            digests = [r.result.get("weights_sha256") for r in found]
+            if None in digests:
+                parts.append("the weights digest is not recorded for every code")
+            elif len(set(digests)) == 1:
+                parts.append("identical weights (equal digests)")
+            else:
+                parts.append("**different weights**")
+        if _calib_dtype(new.config) != "float32":
+            for r in found:
+                model = r.config["model"]
+                key = (model["base"], model["prune"]["ratio"], r.config["code"])
+                parts.append(_gate(r, float32.get(key)))
+        lines.append(f"- `{case}`: " + "; ".join(parts) + ".")
+    return Markdown("\n".join(lines))
+
+
+def _newest(found: Sequence[Record]) -> tuple[Record | None, str]:
+    """The newest record by measured_at, and its line: where it was measured, how many older."""
+    if not found:
+        return None, ""
+    rec = max(found, key=lambda r: r.environment.get("measured_at", ""))
+    older = len(found) - 1
+    env = rec.environment
+    threads = env.get("torch_threads", "?")
+    line = (
+        f"Record `{rec.key}`, measured {env.get('measured_at', '?')} on "
+        f"{env.get('cpu', {}).get('model', '?')} with {threads} thread{'' if threads == 1 else 's'}"
+        + (f" ({older} older record{'s' if older > 1 else ''} not shown)" if older else "")
+    )
+    return rec, line
+
+
+def _differing(line: dict[str, Any]) -> str:
+    return (
+        f"{sum(line['verdicts_differ'].values())} verdicts, {line['greedy_differ']} of "
+        f"{line['requests']} greedy flags"
+    )
+
+
+def zeroshot_speed_frame(results_dir: str | None = None) -> pd.DataFrame:
+    """The newest `zeroshot_speed` record, one column per dtype: the 7-task subset through the
+    fast backend (time, items, mean, load, target) and the fast backend against lm-eval's HFLM
+    on the shorter subset (times, speed-up, how far apart)."""
+    rec, _ = _newest(evidence(results_dir).records("zeroshot_speed"))
+    if rec is None:
+        return pd.DataFrame(
+            {"zeroshot_speed": [f"{NOT_RUN} (`python benchmarks/zeroshot_speed.py`)"]}
+        )
+    res, limit = rec.result, rec.config["limit"]
+    columns = {}
+    for dtype in rec.config["dtypes"]:
+        sub, versus = res[dtype]["subset"], res[dtype]["compare"]
+        times, fast = versus["times"], versus["fast_vs_hflm"]
+        other = versus.get("hflm_vs_hflm_other_batch")
+        n = versus["limit"]
+        columns[dtype] = {
+            f"{limit} per task: items": str(sum(sub["items"].values())),
+            f"{limit} per task: wall / CPU (s)": f"{sub['seconds']:.0f} / {sub['cpu_seconds']:.0f}",
+            f"{limit} per task: under {res['target_seconds']} s": "yes"
+            if sub["seconds"] <= res["target_seconds"]
+            else "no",
+            f"{limit} per task: load average before, after": (
+                f"{sub['load_before']:.1f}, {sub['load_after']:.1f}"
+            ),
+            f"{limit} per task: mean accuracy": f"{sub['mean']:.4f}",
+            f"{n} per task: fast / HFLM (s)": (
+                f"{times['fast']['seconds']:.0f} / {times['hflm']['seconds']:.0f}"
+            ),
+            f"{n} per task: speed-up": f"{versus['speedup']:.2f}x",
+            f"{n} per task: mean, fast / HFLM": f"{fast['means'][0]:.4f} / {fast['means'][1]:.4f}",
+            "fast vs HFLM: max |Δ log-lik.|": f"{fast['max_abs_diff']:.2g}",
+            "fast vs HFLM: differing": _differing(fast),
+            "HFLM vs HFLM, other batch: max |Δ log-lik.|": ""
+            if other is None
+            else f"{other['max_abs_diff']:.2g}",
+            "HFLM vs HFLM, other batch: differing": "" if other is None else _differing(other),
+        }
+    out = pd.DataFrame(columns)
+    out.index.name = f"record {rec.key}"
+    return out
+
+
+def zeroshot_speed_lines(results_dir: str | None = None) -> Markdown:
+    """What the newest `zeroshot_speed` record says: target met or not, the speed-up over
+    HFLM, and how far the fast backend is from HFLM against HFLM's own rounding."""
+    rec, head = _newest(evidence(results_dir).records("zeroshot_speed"))
+    if rec is None:
+        return Markdown(
+            f"The `zeroshot_speed` record is {NOT_RUN} (`python benchmarks/zeroshot_speed.py`)."
+        )
+    res, target = rec.result, rec.result["target_seconds"]
+    lines = []
+    for dtype in rec.config["dtypes"]:
+        sub, versus = res[dtype]["subset"], res[dtype]["compare"]
+        fast, other = versus["fast_vs_hflm"], versus.get("hflm_vs_hflm_other_batch")
+        met = "met" if sub["seconds"] <= target else "**not met**"
+        line = (
+            f"- {dtype}: the subset took {sub['seconds']:.0f} s against the {target} s target "
+            f"({met}); on {versus['limit']} items per task the fast backend was "
+            f"{versus['speedup']:.2f}x as fast as HFLM, its log-likelihoods within "
+            f"{fast['max_abs_diff']:.2g} of HFLM's ({_differing(fast)} differing)"
+        )
+        if dtype == "float32":
+            within = fast["max_abs_diff"] <= FLOAT32_LOGLIK_TARGET
+            line += (
+                f": the float32 target of {FLOAT32_LOGLIK_TARGET:.0e} is "
+                f"{'met' if within else '**not met**'}"
+            )
+        if other is not None:
+            scale = other["max_abs_diff"]
+            line += (
+                f"; HFLM at another batch size moves its own by up to {scale:.2g} "
+                f"({_differing(other)} differing), so the fast backend's distance is "
+                f"{fast['max_abs_diff'] / scale:.2f}x HFLM's own rounding"
+            )
+        lines.append(line + ".")
+    return Markdown(f"{head}:\n\n" + "\n".join(lines))
+
+
+def eval_processes_frame(results_dir: str | None = None) -> pd.DataFrame:
+    """The newest `eval_processes` record: perplexity, zero-shot and seconds in one process
+    and in several under `accelerate launch`, and how far apart they are."""
+    rec, _ = _newest(evidence(results_dir).records("eval_processes"))
+    if rec is None:
+        return pd.DataFrame(
+            {"eval_processes": [f"{NOT_RUN} (`python benchmarks/eval_processes.py`)"]}
+        )
+    one, two, agree = rec.result["one"], rec.result["two"], rec.result["agreement"]
+    zs, config = agree["zeroshot"], rec.config
+    several = f"{two['processes']} processes"
+    nll = (
+        "equal"
+        if agree["window_nll_equal"]
+        else f"differ by up to {agree['window_nll_max_abs_diff']:.2g}"
+    )
+    rows = {
+        f"WikiText-2, first {config['windows']} windows": (
+            f"{one['ppl']:.4f}",
+            f"{two['ppl']:.4f}",
+            f"{'equal' if agree['ppl_equal'] else 'differs'}; each window's NLL {nll}",
+        ),
+        f"zero-shot mean, {config['limit']} items per task": (
+            f"{one['mean']:.4f}",
+            f"{two['mean']:.4f}",
+            f"accuracies {'equal' if zs['accuracy_equal'] else 'differ'}; "
+            f"max |Δ log-lik.| {zs['max_abs_diff']:.2g}",
+        ),
+        "measuring (s)": (
+            f"{one['seconds']:.0f}",
+            f"{two['seconds']:.0f}",
+            f"{one['seconds'] / two['seconds']:.2f}x as fast (shared cores)",
+        ),
+        "of which perplexity (s)": (
+            f"{one['perplexity_seconds']:.0f}",
+            f"{two['perplexity_seconds']:.0f}",
+            "",
+        ),
+        "of which zero-shot (s)": (
+            f"{one['zeroshot_seconds']:.0f}",
+            f"{two['zeroshot_seconds']:.0f}",
+            "",
+        ),
+        "launch to exit (s)": ("", f"{two['launch_seconds']:.0f}", ""),
+    }
+    out = pd.DataFrame.from_dict(
+        rows, orient="index", columns=["1 process", several, "1 against " + several]
+    )
+    out.index.name = f"record {rec.key}"
+    return out
+
+
+def eval_processes_lines(results_dir: str | None = None) -> Markdown:
+    """Whether several processes give one process's numbers, and the commands."""
+    rec, head = _newest(evidence(results_dir).records("eval_processes"))
+    commands = (
+        "The benchmark: `python benchmarks/eval_processes.py`. On your own pruned model, as the "
+        f"README gives it: `{ACCELERATE_EVAL}`."
+    )
+    if rec is None:
+        return Markdown(f"The `eval_processes` record is {NOT_RUN}. {commands}")
+    agree = rec.result["agreement"]
+    zs, processes = agree["zeroshot"], rec.result["two"]["processes"]
+    same = agree["ppl_equal"] and agree["window_nll_equal"] and zs["accuracy_equal"]
+    verdict = (
+        f"{processes} processes give one process's perplexity, every window's NLL and every "
+        "zero-shot accuracy"
+        if same
+        else f"{processes} processes do **not** give one process's numbers"
+    )
+    return Markdown(
+        f"{head} (launcher: {rec.settings.get('launcher', '?')}): {verdict}; the "
+        f"log-likelihoods of the {zs['requests']} zero-shot requests differ by up to "
+        f"{zs['max_abs_diff']:.2g}, with {_differing(zs)} differing. {commands}"
+    )
 
 
 # --- README ---------------------------------------------------------------------------------
