@@ -23,7 +23,11 @@ each pruned layer's MLP pass (its forward, statistics, eigh, fit) over half; bfl
 the rest showed (one thread, CPU seconds of 17.4): matmuls 6.2, SDPA 1.5, the float64 Gram
 matrices of o_proj inputs and MLP outputs 1.8, the regression's pruned outputs 1.3, eigh 1.0,
 copying each layer into bfloat16 0.9, regression moments 0.9. The Gram matrices are now float32
-products summed in float64 and the copies are made from converted tensors.
+products summed in float64 and the copies are made from converted tensors. Since 51b97c1 each
+folded projection's calibration output is A * pruned + B rather than a second product, and the
+regression moments are float32 products summed in float64; the profile then (one thread, CPU
+seconds of 16.4 under cProfile on the shared cores): matmuls 6.1, the two Gram streams 1.8, SDPA
+1.6, eigh 1.1, projecting down_proj onto the eigenbasis 0.6, regression moments 0.6.
 
     python benchmarks/prune_cost.py --cases smollm2-135m@20,smollm2-135m@50 \
         --code checkout,5c295e6 --repeats 2 --quality --ppl-once

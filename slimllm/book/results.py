@@ -754,12 +754,15 @@ def tuning_frame(results_dir: str | None = None) -> pd.DataFrame:
 
 PRUNE_SPEED_COMMAND = (
     "python benchmarks/prune_cost.py --cases smollm2-135m@20,smollm2-135m@50,"
-    "smollm2-135m@20-bf16,smollm2-135m@50-bf16 --code checkout,OLDER --repeats 2 --quality "
+    "smollm2-135m@20-bf16,smollm2-135m@50-bf16 --code OLDER,checkout --repeats 2 --quality "
     "--ppl-once"
 )
 #: The speed work's quality gate: WikiText-2 on the first 256 windows within 0.5 % of the
 #: float32 forwards' (relative change of the perplexity, either way).
 PPL_GATE = 0.005
+#: The speed work's time target: pruning at this ratio in under this many seconds (wall).
+PRUNE_TARGET_RATIO = 0.2
+PRUNE_TARGET_SECONDS = 10.0
 #: benchmarks/zeroshot_speed.py's target in float32: the fast backend's log-likelihoods within
 #: this of HFLM's.
 FLOAT32_LOGLIK_TARGET = 1e-4
@@ -819,19 +822,25 @@ def prune_speed_cases(results_dir: str | None = None) -> dict[str, list[Record]]
     return dict(sorted(by_case.items(), key=order))
 
 
-def _same_weights(record: Record, found: Sequence[Record]) -> str:
-    """ "yes" where every other code's record of the case has the same weights digest."""
-    others = [o.result.get("weights_sha256") for o in found if o is not record]
-    mine = record.result.get("weights_sha256")
-    if not others or mine is None or None in others:
+def _load_span(loads: Sequence[float]) -> str:
+    """The 1-minute load averages the runs started at, as "low-high"."""
+    return f"{min(loads):.1f}-{max(loads):.1f}" if loads else ""
+
+
+def _as_first(record: Record, found: Sequence[Record], field: str) -> str:
+    """Whether `record`'s digest `field` equals the case's first (oldest) code's: "yes", "no",
+    "" for the first code itself or where a digest is not recorded."""
+    first = found[0]
+    mine, theirs = record.result.get(field), first.result.get(field)
+    if record is first or mine is None or theirs is None:
         return ""
-    return "yes" if all(o == mine for o in others) else "no"
+    return "yes" if mine == theirs else "no"
 
 
 def prune_speed_frame(results_dir: str | None = None) -> pd.DataFrame:
     """One row per (case, code): wall and CPU seconds of the fastest run, the ratio achieved,
-    peak RSS over the loaded model, WikiText-2 where measured, whether the weights equal the
-    other code's."""
+    peak RSS over the loaded model, WikiText-2 where measured, and whether the heads and
+    channels kept ("choices") and the weights equal those of the case's first (oldest) code."""
     rows = []
     for case, found in prune_speed_cases(results_dir).items():
         for r in found:
@@ -846,8 +855,10 @@ def prune_speed_frame(results_dir: str | None = None) -> pd.DataFrame:
                     "CPU (s)": f"{res['cpu_seconds']:.1f}",
                     "achieved": f"{100 * res['achieved']:.1f} %",
                     "peak / loaded": f"{res['peak_over_loaded']:.2f}",
+                    "load": _load_span(res.get("load_average_runs", [])),
                     "WikiText-2 (256 windows)": "" if ppl is None else f"{ppl:.2f}",
-                    "same weights": _same_weights(r, found),
+                    "choices as first": _as_first(r, found, "layouts_sha256"),
+                    "weights as first": _as_first(r, found, "weights_sha256"),
                     "record": r.key,
                 }
             )
@@ -873,8 +884,9 @@ def _gate(record: Record, reference: Record | None) -> str:
 
 
 def prune_speed_lines(results_dir: str | None = None) -> Markdown:
-    """Per case: the CPU-time speed-up from the oldest code to the newest, whether the weights
-    are identical, and for calibration below float32 the perplexity gate."""
+    """Per case: the CPU-time speed-up from the oldest code to the newest, what the newest kept
+    of the oldest's result (weights, or heads and channels), the wall time against the target
+    at its ratio, and for calibration below float32 the perplexity gate of both codes."""
     cases = prune_speed_cases(results_dir)
     if not cases:
         return Markdown(
@@ -899,22 +911,36 @@ def prune_speed_lines(results_dir: str | None = None) -> Markdown:
             a, b = old.result["cpu_seconds"], new.result["cpu_seconds"]
             parts = [
                 f"CPU seconds from {a:.1f} with {old.config['code'][:8]} to {b:.1f} with "
-                f"{new.config['code'][:8]}: {_faster(a, b)}"
+                f"{new.config['code'][:8]}: {_faster(a, b)}",
+                _same_as_first(new, found),
             ]
-            digests = [r.result.get("weights_sha256") for r in found]
-            if None in digests:
-                parts.append("the weights digest is not recorded for every code")
-            elif len(set(digests)) == 1:
-                parts.append("identical weights (equal digests)")
-            else:
-                parts.append("**different weights**")
+        if new.config["model"]["prune"]["ratio"] == PRUNE_TARGET_RATIO:
+            wall = new.result["seconds"]
+            verdict = "under" if wall < PRUNE_TARGET_SECONDS else "**not under**"
+            parts.append(
+                f"the fastest run with {new.config['code'][:8]} took {wall:.1f} s wall, {verdict} "
+                f"the {PRUNE_TARGET_SECONDS:g} s target"
+            )
         if _calib_dtype(new.config) != "float32":
-            for r in found:
+            for r in [old] if old is new else [old, new]:
                 model = r.config["model"]
                 key = (model["base"], model["prune"]["ratio"], r.config["code"])
                 parts.append(_gate(r, float32.get(key)))
         lines.append(f"- `{case}`: " + "; ".join(parts) + ".")
     return Markdown("\n".join(lines))
+
+
+def _same_as_first(new: Record, found: Sequence[Record]) -> str:
+    """What the newest code kept of the first code's result: the weights, or at least the
+    heads and channels chosen."""
+    first = found[0].config["code"][:8]
+    if _as_first(new, found, "weights_sha256") == "yes":
+        return f"the same weights as {first} (equal digests)"
+    if _as_first(new, found, "layouts_sha256") == "yes":
+        return f"the same heads and channels as {first}, weights that differ in rounding"
+    if "" in (_as_first(new, found, "weights_sha256"), _as_first(new, found, "layouts_sha256")):
+        return "a digest is not recorded for every code"
+    return f"**other heads or channels than {first}**"
 
 
 def _newest(found: Sequence[Record]) -> tuple[Record | None, str]:

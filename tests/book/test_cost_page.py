@@ -34,6 +34,7 @@ def put_prune(
     weights: str,
     ppl: float | None,
     when: str,
+    layouts: str | None = None,
 ) -> str:
     result = {
         "seconds": cpu + 1.0,
@@ -42,7 +43,7 @@ def put_prune(
         "peak_rss_mib": 1200.0,
         "peak_over_loaded": 1.5,
         "weights_sha256": weights,
-        "layouts_sha256": weights,
+        "layouts_sha256": layouts or weights,
     }
     if ppl is not None:
         result["wikitext2_ppl_256_windows"] = ppl
@@ -84,14 +85,17 @@ def test_prune_rows_order_codes_by_time_and_compare_weights(tmp_path: Path) -> N
         ("smollm2-135m@50", NEW[:8]),
     ]
     assert list(frame["record"])[:2] == [old, new]
-    assert list(frame["same weights"]) == ["yes", "yes", "no", "no"]
+    assert list(frame["weights as first"]) == ["", "yes", "", "no"]
+    assert list(frame["choices as first"]) == ["", "yes", "", "no"]
     assert list(frame["CPU (s)"]) == ["40.0", "20.0", "30.0", "40.0"]
     assert list(frame["WikiText-2 (256 windows)"]) == ["", "100.00", "", "300.00"]
     assert list(frame["calib"]) == ["float32"] * 4
     lines = results.prune_speed_lines(str(tmp_path)).data.splitlines()
     assert f"from 40.0 with {OLD[:8]} to 20.0 with {NEW[:8]}: 2.00x faster" in lines[0]
-    assert "identical weights" in lines[0]
-    assert "1.33x slower" in lines[1] and "**different weights**" in lines[1]
+    assert f"the same weights as {OLD[:8]}" in lines[0]
+    assert "21.0 s wall, **not under** the 10 s target" in lines[0]
+    assert "1.33x slower" in lines[1] and f"**other heads or channels than {OLD[:8]}**" in lines[1]
+    assert "target" not in lines[1]
 
 
 def test_the_perplexity_gate_passes_and_fails(tmp_path: Path) -> None:
@@ -103,7 +107,7 @@ def test_the_perplexity_gate_passes_and_fails(tmp_path: Path) -> None:
     put_prune(store, 0.5, NEW, "bfloat16", 15.0, "d", 404.0, when)
     frame = results.prune_speed_frame(str(tmp_path))
     assert list(frame["calib"]) == ["float32", "bfloat16", "float32", "bfloat16"]
-    assert list(frame["same weights"]) == ["", "", "", ""]
+    assert list(frame["weights as first"]) == ["", "", "", ""]
     lines = results.prune_speed_lines(str(tmp_path)).data.splitlines()
     assert "one code only" in lines[1]
     assert "100.30 against 100.00" in lines[1] and "+0.30 %): passes the 0.5 % gate" in lines[1]
@@ -262,3 +266,17 @@ def test_model_names_come_from_the_records(tmp_path: Path) -> None:
     assert results.models_of(records) == "SmolLM2-135M"
     assert results.models_of([]) == ""
     assert results.model_name("random-llama-1b") == "random-llama-1b"
+
+
+def test_a_new_code_with_the_same_choices_and_a_fast_run(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    when = "2026-01-01T10:00:00+00:00"
+    put_prune(store, 0.2, OLD, None, 30.0, "w1", 100.0, when)
+    # Same heads and channels (layout digest), weights that differ in rounding.
+    put_prune(store, 0.2, NEW, None, 8.0, "w2", 100.0, "2026-01-01T11:00:00+00:00", layouts="w1")
+    frame = results.prune_speed_frame(str(tmp_path))
+    assert list(frame["choices as first"]) == ["", "yes"]
+    assert list(frame["weights as first"]) == ["", "no"]
+    line = results.prune_speed_lines(str(tmp_path)).data
+    assert f"the same heads and channels as {OLD[:8]}, weights that differ in rounding" in line
+    assert "9.0 s wall, under the 10 s target" in line
