@@ -30,7 +30,8 @@ _LLAMA_V1 = {
     "torch_dtype": "float16",
 }
 
-#: huggyllama/llama-7b and llama-13b's config.json (the LLaMA-1 checkpoints the lineage prunes).
+#: huggyllama/llama-7b and llama-13b's config.json (the LLaMA-1 checkpoints the lineage prunes),
+#: and meta-llama/Llama-2-70b-hf's (grouped-query attention, 8 KV heads), for the memory estimate.
 REFERENCE_CONFIGS: dict[str, dict[str, Any]] = {
     "huggyllama/llama-7b": {
         **_LLAMA_V1,
@@ -47,6 +48,27 @@ REFERENCE_CONFIGS: dict[str, dict[str, Any]] = {
         "num_hidden_layers": 40,
         "num_attention_heads": 40,
         "num_key_value_heads": 40,
+    },
+    # The gated original was not read: these are the values of its copies on the hub, e.g.
+    # huggingface.co/TheBloke/Llama-2-70B-fp16/blob/refs%2Fpr%2F6/config.json, whose
+    # _name_or_path is meta-llama/Llama-2-70b-hf.
+    "meta-llama/Llama-2-70b-hf": {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_act": "silu",
+        "vocab_size": 32000,
+        "max_position_embeddings": 4096,
+        "rms_norm_eps": 1e-5,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "tie_word_embeddings": False,
+        "initializer_range": 0.02,
+        "torch_dtype": "float16",
+        "hidden_size": 8192,
+        "intermediate_size": 28672,
+        "num_hidden_layers": 80,
+        "num_attention_heads": 64,
+        "num_key_value_heads": 8,
     },
 }
 

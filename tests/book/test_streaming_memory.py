@@ -1,0 +1,91 @@
+"""The cost page's table of the streaming prune's device memory: the estimate for LLaMA-7B,
+-13B and Llama-2-70B beside the `prune_scale` records' measured CPU peaks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig
+
+from slimllm.book import results
+from slimllm.experiments.store import Store
+from slimllm.method.config import PruneConfig
+from slimllm.method.memory import AUTOGRAD_TERMS, streaming_peak_bytes
+from slimllm.models.reference_configs import REFERENCE_CONFIGS
+from tests.helpers import ROOT
+
+RSS = "peak RSS measured on CPU, whole process (GiB)"
+
+
+def put(store: Store, shape: str, samples: int, device: str, result: dict[str, float]) -> str:
+    config = {
+        "shape": shape,
+        "prune": {"ratio": 0.2, "calib_samples": samples, "calib_seq_len": 128},
+        "device": device,
+    }
+    return store.put("prune_scale", config, result).key
+
+
+def estimate(name: str) -> dict[str, int]:
+    config = AutoConfig.for_model(**REFERENCE_CONFIGS[name])
+    return streaming_peak_bytes(config, PruneConfig(), torch.bfloat16, None)
+
+
+def test_an_empty_store_shows_the_estimates_and_no_measurement(tmp_path: Path) -> None:
+    frame = results.streaming_memory_frame(str(tmp_path))
+    assert list(frame.index) == ["LLaMA-7B", "LLaMA-13B", "LLaMA-2-70B"]
+    # The published parameter counts: 6,738,415,616 and 68,976,648,192.
+    assert frame.loc["LLaMA-7B", "bf16 model (GiB)"] == f"{6738415616 * 2 / 2**30:.1f}"
+    assert frame.loc["LLaMA-2-70B", "bf16 model (GiB)"] == f"{68976648192 * 2 / 2**30:.1f}"
+    for label, name, _ in results.MEMORY_MODELS:
+        peak = estimate(name)
+        row = frame.loc[label]
+        assert row["estimated device peak (GiB)"] == f"{peak['total'] / 2**30:.2f}"
+        assert row["one layer bf16 (GiB)"] == f"{peak['layer_weights'] / 2**30:.2f}"
+        fits = peak["total"] <= 24 * 2**30
+        assert row["fits a 24 GiB GPU"] == ("yes" if fits else "no")
+        assert row["measured GPU peak (GiB)"] == "no GPU run"
+        assert row["largest terms (GiB)"].startswith("importance_products")
+    assert list(frame[RSS]) == [results.NOT_RUN, results.NOT_RUN, "no such benchmark shape"]
+    lines = results.streaming_memory_lines(str(tmp_path)).data
+    assert "No GPU was available to this project's runs" in lines
+    seven = estimate("huggyllama/llama-7b")
+    kept = sum(seven[k] for k in AUTOGRAD_TERMS)
+    assert f"{kept / 2**30:.2f} of LLaMA-7B's {seven['total'] / 2**30:.2f} GiB" in lines
+
+
+def test_the_paper_calibration_records_fill_the_measured_columns(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    cpu = put(store, "llama-7b", 32, "cpu", {"peak_rss_mib": 4608.0})
+    put(store, "llama-7b", 8, "cpu", {"peak_rss_mib": 4000.0})
+    gpu = put(store, "llama-13b", 32, "cuda", {"peak_rss_mib": 9000.0, "peak_gpu_mib": 6144.0})
+    frame = results.streaming_memory_frame(str(tmp_path))
+    assert frame.loc["LLaMA-7B", RSS] == "4.50"
+    assert frame.loc["LLaMA-7B", "record"] == cpu
+    assert frame.loc["LLaMA-13B", RSS] == results.NOT_RUN
+    assert frame.loc["LLaMA-13B", "measured GPU peak (GiB)"] == "6.00"
+    assert frame.loc["LLaMA-13B", "record"] == gpu
+    lines = results.streaming_memory_lines(str(tmp_path)).data
+    assert "torch.cuda.max_memory_allocated" in lines
+    assert "No GPU was available" not in lines
+
+
+def test_the_book_shows_the_newest_committed_cpu_record_at_the_paper_calibration() -> None:
+    frame = results.streaming_memory_frame(str(ROOT / "results"))
+    records = list(Store(ROOT / "results").records("prune_scale"))
+    for label, _, shape in results.MEMORY_MODELS[:2]:
+        found = [
+            r
+            for r in records
+            if (r.config["shape"], r.config["device"]) == (shape, "cpu")
+            and (r.config["prune"]["calib_samples"], r.config["prune"]["calib_seq_len"])
+            == (32, 128)
+        ]
+        shown = frame.loc[label, RSS]
+        if not found:
+            assert shown == results.NOT_RUN
+            continue
+        newest = max(found, key=lambda r: r.environment["measured_at"])
+        assert shown == f"{newest.result['peak_rss_mib'] / 1024:.2f}"
+        assert newest.key in frame.loc[label, "record"].split(", ")
