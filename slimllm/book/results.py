@@ -33,7 +33,7 @@ from slimllm.experiments.paper import PaperRow
 from slimllm.experiments.store import CHECKOUT_RESULTS, Record, Store
 from slimllm.experiments.tables import COLUMN_NAMES, Cell, Evidence, Spec
 from slimllm.method.config import PruneConfig
-from slimllm.method.memory import AUTOGRAD_TERMS, CUDA_CONTEXT_BYTES, streaming_peak_bytes
+from slimllm.method.memory import CUDA_CONTEXT_BYTES, streaming_peak_bytes
 from slimllm.models.reference_configs import REFERENCE_CONFIGS
 
 NOT_RUN = "not run yet"
@@ -1205,8 +1205,6 @@ def streaming_memory_lines(results_dir: str | None = None) -> Markdown:
     gpu_runs = [
         r for r in evidence(results_dir).records("prune_scale") if "peak_gpu_mib" in r.result
     ]
-    _, seven = streaming_estimate(MEMORY_MODELS[0][1])
-    kept = sum(seven[k] for k in AUTOGRAD_TERMS)
     measured = (
         "The GPU column is `torch.cuda.max_memory_allocated` of a `prune_scale` run on CUDA."
         if gpu_runs
@@ -1223,9 +1221,6 @@ def streaming_memory_lines(results_dir: str | None = None) -> Markdown:
         "W_down^T Q, the regression fold) and an assumed "
         f"{CUDA_CONTEXT_BYTES / 2**30:.1f} GiB CUDA context; the hidden states between layers "
         "stay in CPU memory, and the allocator's rounding and fragmentation are not counted. "
-        "The pruner's products run with gradients enabled, so autograd keeps the pruned "
-        "projections' inputs and Eq. 7-8's float64 products (with the MLP's unpruned weights) "
-        f"alive: {kept / 2**30:.2f} of LLaMA-7B's {seven['total'] / 2**30:.2f} GiB. "
         "`tests/method/test_memory.py` holds the estimate within 15 % of the tensor bytes "
         "measured alive while a small LLaMA (hidden 256) is pruned on the CPU. "
         f"{measured} The CPU column is the peak resident memory of the whole benchmark "

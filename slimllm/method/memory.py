@@ -23,14 +23,6 @@ from slimllm.method.config import PruneConfig
 #: loaded kernels) takes on the device before any tensor, about 0.5 GiB on recent GPUs.
 CUDA_CONTEXT_BYTES = 512 * 2**20
 
-#: The terms that exist because autograd keeps what the pruner's products with the weights saved.
-AUTOGRAD_TERMS = (
-    "pruned_o_proj_inputs",
-    "pruned_down_proj_inputs",
-    "importance_products",
-    "replaced_mlp_weights",
-)
-
 _F64 = 8
 _F32 = 4
 
@@ -58,11 +50,8 @@ def streaming_phases(
       eigendecomposition before it holds about six [D, D] float64 matrices with LAPACK's
       workspace, less than this whenever I >= D (every LLaMA), so it is not a moment here.
 
-    The pruner's products with the weights run with gradients enabled (the layers' parameters
-    require them), so autograd keeps what they saved until their results go: the kept columns
-    of o_proj's and down_proj's inputs (`pruned_*_inputs`, while the pruned outputs are replayed)
-    and Eq. 7-8's three [I, D] float64 products (`importance_products`), whose graph also keeps
-    the MLP's unpruned weights after surgery has replaced them (`replaced_mlp_weights`).
+    `prune` runs without gradients, so the kept columns sliced for a pruned projection and the
+    float64 products of the channel scores go as soon as their results are made.
 
     Upper bounds where the pruning decides: the layer's weights are counted unpruned and every
     kept-width term at the full width, as in a layer that loses one head and one channel. The
@@ -88,7 +77,6 @@ def streaming_phases(
     o_proj = {"o_proj_inputs": tokens * width * c, "o_proj_outputs": tokens * d * c}
     mlp = {
         "attention_outputs": tokens * d * c,
-        "pruned_o_proj_inputs": tokens * width * c,
         "down_proj_inputs": tokens * inter * c,
         "down_proj_outputs": tokens * d * c,
     }
@@ -108,7 +96,6 @@ def streaming_phases(
             **o_proj,
             "o_proj_inputs_joined": tokens * width * c,
             "head_statistics": (width * width + heads * heads * d) * _F64,
-            "pruned_o_proj_inputs": tokens * width * c,
             "fit_outputs": 2 * tokens * d * c,
             "regression_fold": 2 * d * width * _F64,
         },
@@ -122,11 +109,8 @@ def streaming_phases(
         "mlp_statistics": {
             **layer,
             **mlp,
-            "pruned_down_proj_inputs": tokens * inter * c,
             "fit_outputs": tokens * d * c,
             "mlp_statistics": (2 * d * d + d * inter) * _F64,
-            "importance_products": 3 * d * inter * _F64,
-            "replaced_mlp_weights": 3 * d * inter * w,
             "regression_fold": 2 * d * inter * _F64,
         },
     }

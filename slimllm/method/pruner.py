@@ -431,6 +431,7 @@ def _prune_layer(
         step.outputs = run_layer(step.work, step.inputs, step.kwargs)
 
 
+@torch.no_grad()
 def prune(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -442,6 +443,9 @@ def prune(
     home: LayerHome | None = None,
 ) -> PruneReport:
     """Prune `model` in place with SlimLLM and return the record of what was done.
+
+    Gradient-free throughout: without `no_grad` the products with the layers' parameters (which
+    require gradients) would keep their inputs and the replaced weights alive in autograd graphs.
 
     The model may stay on the CPU while each layer visits `device` in turn; with `home`, its
     layers live elsewhere (e.g. checkpoint shards, see method.streaming_prune) and are fetched

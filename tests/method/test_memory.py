@@ -79,7 +79,7 @@ def test_float32_forwards_add_a_work_copy_and_double_the_activations() -> None:
     assert bf16["work_copy"] == 0
     assert mlp["work_copy"] == 2 * mlp["layer_weights"] == 2 * bf16["layer_weights"]
     assert mlp["down_proj_inputs"] == 2 * bf16["down_proj_inputs"]
-    assert mlp["importance_products"] == bf16["importance_products"]
+    assert mlp["mlp_statistics"] == bf16["mlp_statistics"]
 
 
 @pytest.mark.parametrize("name", ["huggyllama/llama-7b", "meta-llama/Llama-2-70b-hf"])
