@@ -671,15 +671,13 @@ def scale_frame(results_dir: str | None = None) -> pd.DataFrame:
             "shape": r.config["shape"],
             "calibration": f"{prune_['calib_samples']}x{prune_['calib_seq_len']}",
             "device": r.config["device"],
-            "ratio": f"{prune_['ratio']:.0%}",
-            "achieved": f"{100 * res['achieved']:.1f} %",
+            "achieved": f"{100 * res['achieved']:.1f} % of {prune_['ratio']:.0%}",
             "pruning (min)": f"{res['seconds'] / 60:.1f}",
             "CPU (min)": f"{res['cpu_seconds'] / 60:.1f}",
             "bf16 model (GiB)": f"{res['model_bf16_mib'] / 1024:.1f}",
             "peak RSS (GiB)": f"{res['peak_rss_mib'] / 1024:.2f}",
             "peak RSS / model": f"{res['peak_rss_over_model']:.2f}",
             "load (1 min)": f"{res['load_average_1min']:.1f} to {res['load_average_1min_end']:.1f}",
-            "threads": res["threads"],
             "record": r.key,
         }
         if "peak_gpu_mib" in res:
@@ -843,8 +841,8 @@ def _as_first(record: Record, found: Sequence[Record], field: str) -> str:
 
 
 def prune_speed_frame(results_dir: str | None = None) -> pd.DataFrame:
-    """One row per (case, code): wall and CPU seconds of the fastest run, the ratio achieved,
-    peak RSS over the loaded model, WikiText-2 where measured, and whether the heads and
+    """One row per (case, code): wall and CPU seconds of the fastest run, the load the runs
+    started at, WikiText-2 (first 256 windows) where measured, and whether the heads and
     channels kept ("choices") and the weights equal those of the case's first (oldest) code."""
     rows = []
     for case, found in prune_speed_cases(results_dir).items():
@@ -858,10 +856,8 @@ def prune_speed_frame(results_dir: str | None = None) -> pd.DataFrame:
                     "calib": _calib_dtype(r.config),
                     "wall (s)": f"{res['seconds']:.1f}",
                     "CPU (s)": f"{res['cpu_seconds']:.1f}",
-                    "achieved": f"{100 * res['achieved']:.1f} %",
-                    "peak / loaded": f"{res['peak_over_loaded']:.2f}",
                     "load": _load_span(res.get("load_average_runs", [])),
-                    "WikiText-2 (256 windows)": "" if ppl is None else f"{ppl:.2f}",
+                    "WikiText-2": "" if ppl is None else f"{ppl:.2f}",
                     "choices as first": _as_first(r, found, "layouts_sha256"),
                     "weights as first": _as_first(r, found, "weights_sha256"),
                     "record": r.key,
@@ -1138,7 +1134,7 @@ MEMORY_MODELS = (
 )
 #: The GPU size the table asks about (a 24 GiB consumer card).
 MEMORY_GPU_GIB = 24
-_MEASURED_RSS = "peak RSS measured on CPU, whole process (GiB)"
+_MEASURED_RSS = "CPU peak RSS, whole process (GiB)"
 
 
 def streaming_estimate(name: str) -> tuple[int, dict[str, int]]:
@@ -1162,14 +1158,12 @@ def _scale_at_paper_calibration(ev: Evidence, shape: str, device: str) -> Record
 
 def streaming_memory_frame(results_dir: str | None = None) -> pd.DataFrame:
     """LLaMA-7B, -13B and Llama-2-70B: bfloat16 sizes, the estimated device peak of the
-    streaming prune at 32x128 (largest terms, whether it fits a 24 GiB GPU) and, for 7B and
-    13B, the peak RSS of the whole process that pruned their shapes on CPU (`prune_scale`)."""
+    streaming prune at 32x128 (whether it fits a 24 GiB GPU) and, for 7B and 13B, the peak RSS
+    of the whole process that pruned their shapes on CPU (`prune_scale`)."""
     ev = evidence(results_dir)
     rows = []
     for label, name, shape in MEMORY_MODELS:
         params, peak = streaming_estimate(name)
-        terms = [k for k in peak if k not in ("total", "cuda_context")]
-        largest = sorted(terms, key=lambda k: peak[k], reverse=True)[:3]
         cpu = gpu = None
         if shape is not None:
             cpu = _scale_at_paper_calibration(ev, shape, "cpu")
@@ -1178,10 +1172,9 @@ def streaming_memory_frame(results_dir: str | None = None) -> pd.DataFrame:
             {
                 "model": label,
                 "bf16 model (GiB)": f"{2 * params / 2**30:.1f}",
-                "one layer bf16 (GiB)": f"{peak['layer_weights'] / 2**30:.2f}",
-                "estimated device peak (GiB)": f"{peak['total'] / 2**30:.2f}",
-                "largest terms (GiB)": ", ".join(f"{k} {peak[k] / 2**30:.2f}" for k in largest),
-                f"fits a {MEMORY_GPU_GIB} GiB GPU": (
+                "one layer (GiB)": f"{peak['layer_weights'] / 2**30:.2f}",
+                "device peak, estimate (GiB)": f"{peak['total'] / 2**30:.2f}",
+                f"fits {MEMORY_GPU_GIB} GiB": (
                     "yes" if peak["total"] <= MEMORY_GPU_GIB * 2**30 else "no"
                 ),
                 _MEASURED_RSS: (
@@ -1191,7 +1184,7 @@ def streaming_memory_frame(results_dir: str | None = None) -> pd.DataFrame:
                     if cpu is None
                     else f"{cpu.result['peak_rss_mib'] / 1024:.2f}"
                 ),
-                "measured GPU peak (GiB)": (
+                "GPU peak, measured (GiB)": (
                     "no GPU run" if gpu is None else f"{gpu.result['peak_gpu_mib'] / 1024:.2f}"
                 ),
                 "record": ", ".join(r.key for r in (cpu, gpu) if r is not None),
@@ -1205,6 +1198,10 @@ def streaming_memory_lines(results_dir: str | None = None) -> Markdown:
     gpu_runs = [
         r for r in evidence(results_dir).records("prune_scale") if "peak_gpu_mib" in r.result
     ]
+    _, seven = streaming_estimate(MEMORY_MODELS[0][1])
+    terms = [k for k in seven if k not in ("total", "cuda_context")]
+    largest = sorted(terms, key=lambda k: seven[k], reverse=True)[:3]
+    largest_text = ", ".join(f"`{k}` {seven[k] / 2**30:.2f}" for k in largest)
     measured = (
         "The GPU column is `torch.cuda.max_memory_allocated` of a `prune_scale` run on CUDA."
         if gpu_runs
@@ -1221,6 +1218,7 @@ def streaming_memory_lines(results_dir: str | None = None) -> Markdown:
         "W_down^T Q, the regression fold) and an assumed "
         f"{CUDA_CONTEXT_BYTES / 2**30:.1f} GiB CUDA context; the hidden states between layers "
         "stay in CPU memory, and the allocator's rounding and fragmentation are not counted. "
+        f"The largest terms at LLaMA-7B (GiB): {largest_text}. "
         "`tests/method/test_memory.py` holds the estimate within 15 % of the tensor bytes "
         "measured alive while a small LLaMA (hidden 256) is pruned on the CPU. "
         f"{measured} The CPU column is the peak resident memory of the whole benchmark "

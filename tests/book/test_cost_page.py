@@ -88,7 +88,7 @@ def test_prune_rows_order_codes_by_time_and_compare_weights(tmp_path: Path) -> N
     assert list(frame["weights as first"]) == ["", "yes", "", "no"]
     assert list(frame["choices as first"]) == ["", "yes", "", "no"]
     assert list(frame["CPU (s)"]) == ["40.0", "20.0", "30.0", "40.0"]
-    assert list(frame["WikiText-2 (256 windows)"]) == ["", "100.00", "", "300.00"]
+    assert list(frame["WikiText-2"]) == ["", "100.00", "", "300.00"]
     assert list(frame["calib"]) == ["float32"] * 4
     lines = results.prune_speed_lines(str(tmp_path)).data.splitlines()
     assert f"from 40.0 with {OLD[:8]} to 20.0 with {NEW[:8]}: 2.00x faster" in lines[0]

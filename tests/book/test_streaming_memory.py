@@ -15,7 +15,7 @@ from slimllm.method.memory import streaming_peak_bytes
 from slimllm.models.reference_configs import REFERENCE_CONFIGS
 from tests.helpers import ROOT
 
-RSS = "peak RSS measured on CPU, whole process (GiB)"
+RSS = "CPU peak RSS, whole process (GiB)"
 
 
 def put(store: Store, shape: str, samples: int, device: str, result: dict[str, float]) -> str:
@@ -41,15 +41,15 @@ def test_an_empty_store_shows_the_estimates_and_no_measurement(tmp_path: Path) -
     for label, name, _ in results.MEMORY_MODELS:
         peak = estimate(name)
         row = frame.loc[label]
-        assert row["estimated device peak (GiB)"] == f"{peak['total'] / 2**30:.2f}"
-        assert row["one layer bf16 (GiB)"] == f"{peak['layer_weights'] / 2**30:.2f}"
+        assert row["device peak, estimate (GiB)"] == f"{peak['total'] / 2**30:.2f}"
+        assert row["one layer (GiB)"] == f"{peak['layer_weights'] / 2**30:.2f}"
         fits = peak["total"] <= 24 * 2**30
-        assert row["fits a 24 GiB GPU"] == ("yes" if fits else "no")
-        assert row["measured GPU peak (GiB)"] == "no GPU run"
-        assert row["largest terms (GiB)"].startswith("regression_fold")
+        assert row["fits 24 GiB"] == ("yes" if fits else "no")
+        assert row["GPU peak, measured (GiB)"] == "no GPU run"
     assert list(frame[RSS]) == [results.NOT_RUN, results.NOT_RUN, "no such benchmark shape"]
     lines = results.streaming_memory_lines(str(tmp_path)).data
     assert "No GPU was available to this project's runs" in lines
+    assert "The largest terms at LLaMA-7B (GiB): `regression_fold`" in lines
 
 
 def test_the_paper_calibration_records_fill_the_measured_columns(tmp_path: Path) -> None:
@@ -61,7 +61,7 @@ def test_the_paper_calibration_records_fill_the_measured_columns(tmp_path: Path)
     assert frame.loc["LLaMA-7B", RSS] == "4.50"
     assert frame.loc["LLaMA-7B", "record"] == cpu
     assert frame.loc["LLaMA-13B", RSS] == results.NOT_RUN
-    assert frame.loc["LLaMA-13B", "measured GPU peak (GiB)"] == "6.00"
+    assert frame.loc["LLaMA-13B", "GPU peak, measured (GiB)"] == "6.00"
     assert frame.loc["LLaMA-13B", "record"] == gpu
     lines = results.streaming_memory_lines(str(tmp_path)).data
     assert "torch.cuda.max_memory_allocated" in lines
