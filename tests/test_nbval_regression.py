@@ -76,3 +76,17 @@ def test_changed_stored_number_fails_nbval(tmp_path: Path) -> None:
     bad = nbval(path)
     assert bad.returncode != 0
     assert "1 failed" in bad.stdout and "42.001" in bad.stdout
+
+
+def test_every_nbval_marker_in_the_notebooks_is_one_nbval_reads() -> None:
+    """nbval matches a marker comment exactly: "# NBVAL_IGNORE_OUTPUT (why)" is an ordinary
+    comment, and its cell would be compared after all."""
+    root = Path(__file__).resolve().parents[1] / "notebooks"
+    loose = []
+    for path in sorted(root.rglob("*.ipynb")):
+        for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            for line in cell.source.splitlines():
+                text = line.strip().lstrip("#").strip()
+                if line.strip().startswith("#") and text.startswith("NBVAL_") and " " in text:
+                    loose.append(f"{path.name} cell {index}: {line.strip()}")
+    assert not loose, "put the reason on the next line:\n" + "\n".join(loose)
