@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import slimllm.measure.perplexity as perplexity_module
 from slimllm.measure.perplexity import (
     PROTOCOLS,
     Protocol,
@@ -120,6 +121,16 @@ def test_token_nll_matches_log_softmax_with_and_without_softcap() -> None:
             [-torch.log_softmax(row, 0)[t] for row, t in zip(logits, targets, strict=True)]
         )
         torch.testing.assert_close(token_nll(hidden, weight, targets, cap), slow)
+
+
+def test_token_nll_blocks_of_rows_join_without_seams(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 10 rows in blocks of 4: two full blocks and a partial one, each row scored once.
+    monkeypatch.setattr(perplexity_module, "LOGIT_ROWS", 4)
+    gen = torch.Generator().manual_seed(1)
+    hidden, weight = torch.randn(10, 5, generator=gen), torch.randn(11, 5, generator=gen)
+    targets = torch.randint(0, 11, (10,), generator=gen)
+    whole = F.cross_entropy(hidden @ weight.T, targets, reduction="none")
+    torch.testing.assert_close(token_nll(hidden, weight, targets), whole)
 
 
 def test_bfloat16_scoring_stays_close_to_float32() -> None:
