@@ -60,11 +60,16 @@ class CalibrationSource:
 #: The default, "bookcorpus", is SlimLLM's, LLM-Pruner's and LoRAP's (the Gutenberg substitute
 #: offline). The others are the peers' own: FLAP sampled WikiText-2's train split, Wanda-sp the
 #: first C4 shard. Neither is in shared/data, so offline they need their file added to the data
-#: folder (the paths below); otherwise they are read from the hub.
+#: folder (the paths below); otherwise they are read from the hub. "wikitext2-valid" (the
+#: tokenized validation split, which shared/data holds) stands in for FLAP's in-domain text
+#: offline: WikiText-2 articles, disjoint from the test split that perplexity reads.
 CALIBRATION_SETS: dict[str, CalibrationSource | None] = {
     "bookcorpus": None,
     "wikitext2-train": CalibrationSource(
         "wikitext2/wiki.train.raw", ("wikitext", "wikitext-2-raw-v1", "train", "text"), False
+    ),
+    "wikitext2-valid": CalibrationSource(
+        "wikitext2/wiki.valid.tokens", ("wikitext", "wikitext-2-v1", "validation", "text"), False
     ),
     "c4": CalibrationSource(
         "c4/c4-train.00000-of-01024.json",

@@ -246,26 +246,42 @@ def beats(ev: Evidence, peer: str) -> Verdict:
 
 def flap_harness(ev: Evidence) -> Verdict:
     """Whether FLAP's distance from SlimLLM survives FLAP's own set-up: 1024 calibration windows
-    of in-domain text (its README reports FLAP ahead of SlimLLM's LLaMA-7B numbers)."""
+    of in-domain text (its README reports FLAP ahead of SlimLLM's LLaMA-7B numbers), and which
+    part its global allocation plays (against its uniform variant)."""
     claim = "FLAP's gap to SlimLLM is not an artefact of our harness."
     verdict = Verdict("flap_harness", claim, "inconclusive", "", "table1", COMMANDS["flap_harness"])
     ours = _cells(ev, recipe("slimllm"), "wikitext2")
-    rows = [(s.label, ev.row(s.recipe)["wikitext2"]) for s in flap_specs()]
+    specs = flap_specs()
+    rows = [(s.label, ev.row(s.recipe)["wikitext2"]) for s in specs]
     missing = [label for label, cell in rows if cell is None]
     found = [(label, cell) for label, cell in rows if cell is not None]
     verdict.records = _keys(ours, [c for _, c in found])
     for label, cell in found:
         verdict.numbers[f"flap {label}"] = cell.value
+    allocation = ""
+    # Table 1's row (global allocation, 32 x 128 BookCorpus) against the uniform variant.
+    glob = rows[0][1]
+    unif = next(
+        cell
+        for s, (_, cell) in zip(specs, rows, strict=True)
+        if s.recipe["prune"]["method"] == "flap-uniform"
+    )
+    if glob is not None and unif is not None:
+        outcome = compare([glob], [unif], "wikitext2")
+        said = {"tie": "within the intervals of"}.get(outcome, outcome + " than")
+        allocation = (
+            f". At 32 x 128 BookCorpus FLAP's global allocation reaches WikiText-2 "
+            f"{fmt([glob], 'wikitext2')} against {fmt([unif], 'wikitext2')} with one ratio on "
+            f"every layer: its global rule is {said} the uniform one"
+        )
     if missing or not ours:
         stored = "; ".join(f"{label} {fmt([c], 'wikitext2')}" for label, c in found)
         verdict.sentence = (
             f"FLAP at 50 % with {', '.join(missing)} is "
             + _missing("those runs", COMMANDS["flap_harness"])
-            + "; FLAP's allocation is fixed to its global rule in slimllm/peers/baselines.py, so "
-            "global against uniform needs a new option, and `wikitext2-train` is not in the "
-            "offline data folder (its validation split would stand in)"
             + (f". Stored so far, WikiText-2: {stored}" if stored else "")
             + (f", against SlimLLM's {fmt(ours, 'wikitext2')}" if stored and ours else "")
+            + allocation
         )
         return verdict
     best_label, best = min(found, key=lambda lc: lc[1].value)
@@ -275,7 +291,7 @@ def flap_harness(ev: Evidence) -> Verdict:
     )
     verdict.sentence = (
         f"FLAP's best set-up here ({best_label}) reaches WikiText-2 {fmt([best], 'wikitext2')} "
-        f"against SlimLLM's {fmt(ours, 'wikitext2')}: SlimLLM is {outcome}"
+        f"against SlimLLM's {fmt(ours, 'wikitext2')}: SlimLLM is {outcome}" + allocation
     )
     return verdict
 

@@ -357,11 +357,7 @@ COMMANDS = {
     "other_models_smollm2": (
         "python benchmarks/other_models.py --model smollm2-135m --methods slimllm"
     ),
-    "flap_harness": (
-        "slimllm prune smollm2-135m --method flap --ratio 0.5 --calib-samples 1024 "
-        "[--calib-data wikitext2-train] --out flap-1024 && SLIMLLM_RESULTS_DIR=results "
-        "slimllm eval flap-1024 --ppl wikitext2,ptb --dtype bfloat16"
-    ),
+    "flap_harness": "python benchmarks/flap_harness.py",
     "similarity": "python -m slimllm.book.run_notebooks notebooks/07_layer_ratios.ipynb",
 }
 
@@ -443,25 +439,27 @@ def table1_specs() -> list[Spec]:
     return specs
 
 
+#: FLAP's harness rows after Table 1's: its authors' calibration size, in-domain text (the
+#: WikiText-2 validation split stands in for the train split they sampled, which is not in the
+#: offline data folder), and its uniform variant to separate allocation from score.
+FLAP_HARNESS = {
+    "1024 x 128 BookCorpus": ("flap", {"calib_samples": 1024}),
+    "1024 x 128 WikiText-2 validation": (
+        "flap",
+        {"calib_samples": 1024, "calib_dataset": "wikitext2-valid"},
+    ),
+    "uniform allocation, 32 x 128 BookCorpus": ("flap-uniform", {}),
+}
+
+
 def flap_specs() -> list[Spec]:
-    """FLAP at 50 % under our harness and closer to its authors' set-up (1024 windows, its own
-    WikiText-2 calibration text)."""
+    """FLAP at 50 % under our harness (Table 1's row) and closer to its authors' set-up."""
     row = _paper_row("flap", 0.5, False)
     return [
         Spec("32 x 128 BookCorpus (Table 1)", recipe("flap"), row, "50 %", "table1"),
-        Spec(
-            "1024 x 128 BookCorpus",
-            recipe("flap", calib_samples=1024),
-            row,
-            "50 %",
-            "flap_harness",
-        ),
-        Spec(
-            "1024 x 128 WikiText-2 train",
-            recipe("flap", calib_samples=1024, calib_dataset="wikitext2-train"),
-            row,
-            "50 %",
-            "flap_harness",
+        *(
+            Spec(label, recipe(method, **options), row, "50 %", "flap_harness")
+            for label, (method, options) in FLAP_HARNESS.items()
         ),
     ]
 

@@ -53,6 +53,8 @@ PEERS: dict[str, Peer] = {
     # LLM-Pruner's block-wise default prunes layers 4-30 of LLaMA-7B's 32 (end exclusive).
     "llm-pruner": Peer("taylor", "uniform", "gradient", depth=(4 / 32, 30 / 32)),
     "flap": Peer("flap", "global", "dense", bias=True),
+    # FLAP's uniform variant (its paper's UL-UM): the same scores and bias, one ratio per layer.
+    "flap-uniform": Peer("flap", "uniform", "dense", bias=True),
     "wanda-sp": Peer("wanda", "uniform", "walk"),
     "magnitude-sp": Peer("magnitude", "uniform", "none"),
     "random": Peer("random", "uniform", "none"),
@@ -351,6 +353,24 @@ def _global_selection(
     return [sorted(r[0]) for r in removed], [sorted(r[1]) for r in removed]
 
 
+def _dense_scores(
+    peer: Peer,
+    model: nn.Module,
+    adapter: ModelAdapter,
+    ids: Tensor,
+    config: PruneConfig,
+    device: torch.device,
+    progress: bool,
+) -> list[_LayerScores]:
+    """Every layer's unit scores from the statistics of the unpruned model (FLAP's order: all
+    layers are scored before any is pruned)."""
+    out = []
+    for step in LayerWalker(model, ids, config.batch_size, device, progress, adapter):
+        o, down = _layer_stats(step.layer, adapter, step.inputs, step.kwargs)
+        out.append(_column_scores(peer, adapter, step.layer, o, down))
+    return out
+
+
 def prune_peer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -405,7 +425,7 @@ def prune_peer(
             groups, chans = _lowest(ls.attention, n_groups), _lowest(ls.mlp, n_channels)
             report_scores(i, ls, groups, chans)
             reports[i].ratio = base
-            _apply(layer, adapter, groups, chans, reports[i])
+            _apply(layer, adapter, groups, chans, reports[i], ls)
 
         if peer.statistics == "walk":
             assert ids is not None
@@ -415,6 +435,11 @@ def prune_peer(
                     prune_layer(
                         step.index, step.layer, _column_scores(peer, adapter, step.layer, o, down)
                     )
+        elif peer.statistics == "dense":
+            assert ids is not None
+            dense = _dense_scores(peer, model, adapter, ids, config, device, progress)
+            for i in chosen:
+                prune_layer(i, layers[i], dense[i])
         else:
             if peer.statistics == "gradient":
                 assert ids is not None
@@ -427,10 +452,7 @@ def prune_peer(
                 prune_layer(i, layers[i], all_scores[i])
     else:
         assert ids is not None
-        dense: list[_LayerScores] = []
-        for step in LayerWalker(model, ids, config.batch_size, device, progress, adapter):
-            o, down = _layer_stats(step.layer, adapter, step.inputs, step.kwargs)
-            dense.append(_column_scores(peer, adapter, step.layer, o, down))
+        dense = _dense_scores(peer, model, adapter, ids, config, device, progress)
         ranked = [
             _LayerScores(
                 scores.standardise(ls.attention),

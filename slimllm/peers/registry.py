@@ -23,6 +23,8 @@ fp16 weights are 13.5 GB (LLaMA-7B: 32 layers, d 4096, 32 heads, FFN 11008).
 - `flap`: variance of each input column over the calibration tokens x its squared weight
   norm, standardised per layer and kind, one global ranking; statistics of the unpruned
   model, one layer at a time; bias compensation. Memory: weights + one layer's activations.
+- `flap-uniform`: FLAP's scores and bias with one ratio on every layer (FLAP's own uniform
+  variant, UL-UM in its paper), to separate its score from its global allocation.
 - `wanda-sp`: abs(W) x input norm summed per structure; one ratio on every layer; statistics
   layer by layer with the earlier layers already pruned. Memory: as `flap`.
 - `magnitude-sp`: L2 norm of each o_proj / down_proj input column summed per structure; one
@@ -44,7 +46,8 @@ Where these are not the originals:
   LLM-Pruner's 10 x 64. FLAP and Wanda-sp use 32 x 128 here unless asked otherwise.
   `calib_dataset` (`--calib-data`, `own` for OWN_CALIBRATION) picks a method's own corpus: the
   WikiText-2 train split and the C4 shard are not in shared/data, so offline they need their
-  file added to the data folder (data.CALIBRATION_SETS names the paths).
+  file added to the data folder (data.CALIBRATION_SETS names the paths); `wikitext2-valid`,
+  which shared/data holds, stands in for FLAP's in-domain text (benchmarks/flap_harness.py).
 - FLAP: every layer keeps at least one KV group and one channel (FLAP can drop a whole
   attention or MLP); its bias is added as a real bias on o_proj / down_proj and counted.
 - LLM-Pruner: no iterative steps, no LoRA inside the method (tuning is slimllm.tuning.lora's job).
@@ -73,6 +76,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "lorap-ffn": {"feature_space": False},
     "llm-pruner": {"calib_samples": 10, "calib_seq_len": 64},
     "flap": {},
+    "flap-uniform": {},
     "wanda-sp": {},
     "magnitude-sp": {},
     "random": {},
@@ -89,6 +93,7 @@ OWN_CALIBRATION: dict[str, str | None] = {
     "lorap-ffn": "bookcorpus",
     "llm-pruner": "bookcorpus",
     "flap": "wikitext2-train",
+    "flap-uniform": "wikitext2-train",
     "wanda-sp": "c4",
     "magnitude-sp": None,
     "random": None,

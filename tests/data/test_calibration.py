@@ -11,7 +11,7 @@ import torch
 
 from slimllm.cli import main
 from slimllm.data.calibration import calibration_samples, calibration_text, tokenize_in_pieces
-from slimllm.data.sources import DataError
+from slimllm.data.sources import DataError, file_sha256
 from slimllm.experiments.recipes import pruned
 from slimllm.method.config import PruneConfig
 from slimllm.models.loaders import byte_tokenizer, load_model
@@ -38,6 +38,22 @@ def test_wikitext_train_is_read_from_the_data_folder(data_dir: Path) -> None:
     assert "wikitext2/wiki.train.raw" in where
     # The windows are pieces of the WikiText text, not of the novels.
     assert all(tok.decode(row.tolist()) in WIKI for row in ids)
+
+
+def test_wikitext_validation_is_the_shared_folders_file(shared_data_dir: Path) -> None:
+    text, origin = calibration_text(shared_data_dir, "wikitext2-valid")
+    file = shared_data_dir / "wikitext2" / "wiki.valid.tokens"
+    assert text == file.read_text(encoding="utf-8")
+    assert origin == f"wikitext2/wiki.valid.tokens sha256:{file_sha256(file)}"
+    test_split = (shared_data_dir / "wikitext2" / "wiki.test.tokens").read_text(encoding="utf-8")
+    # The stand-in for FLAP's train split shares no article with the test split (titles made
+    # only of <unk> say nothing and are left out).
+    titles = {
+        line
+        for line in text.splitlines()
+        if line.startswith(" = ") and "= =" not in line and line.strip(" =<unk>")
+    }
+    assert len(titles) > 50 and not titles & set(test_split.splitlines())
 
 
 def test_c4_records_are_joined_from_jsonl(data_dir: Path) -> None:

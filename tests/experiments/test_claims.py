@@ -159,3 +159,22 @@ def test_paper_rows_are_labelled_as_the_papers() -> None:
     assert paper.change(paper.find(1, "SlimLLM", 0.5), "wikitext2") == pytest.approx(
         37.89 / 12.62 - 1
     )
+
+
+@pytest.mark.parametrize(("scale", "said"), [(2.0, "better than"), (0.5, "worse than")])
+def test_flaps_global_rule_is_weighed_against_its_uniform_variant(
+    tmp_path: Path, scale: float, said: str
+) -> None:
+    store = Store.book(tmp_path / "results")
+    ev = Evidence(Store.book(RESULTS))
+    glob = ev.find("perplexity", recipe("flap"), dataset="wikitext2", max_windows=None)
+    assert glob is not None
+    # FLAP's uniform variant, as if measured: Table 1's FLAP numbers scaled.
+    moved = {k: glob.result[k] * scale for k in ("ppl", "ci_low", "ci_high")}
+    store.put("perplexity", glob.config, glob.result)
+    store.put(
+        "perplexity", {**glob.config, "model": recipe("flap-uniform")}, {**glob.result, **moved}
+    )
+    verdict = claims.flap_harness(Evidence(store))
+    assert f"its global rule is {said} the uniform one" in verdict.sentence
+    assert verdict.verdict == "inconclusive"  # the 1024-window rows are still missing here

@@ -19,8 +19,9 @@ from slimllm.models.adapters import get_adapter
 from slimllm.models.io import load_pruned, save_pruned
 from slimllm.models.loaders import byte_tokenizer, tiny_model
 from slimllm.models.surgery import layer_layout
-from slimllm.peers.baselines import PEERS, pruned_layers
+from slimllm.peers.baselines import PEERS, pruned_layers, uniform_counts
 from slimllm.peers.registry import METHODS, method_config, prune_with
+from slimllm.peers.scores import standardise
 from tests.helpers import assert_report_matches_shapes, flap_prune_argv, write_novels
 
 MODELS = ["tiny-llama", "tiny-gqa"]
@@ -197,12 +198,15 @@ def test_wanda_scores_of_the_first_layer_match_a_direct_formula(data_dir: str) -
     torch.testing.assert_close(seen[(0, "mlp")], direct)
 
 
+@pytest.mark.parametrize("method", ["flap", "flap-uniform"])
 @pytest.mark.parametrize("name", MODELS)
-def test_flap_bias_keeps_each_projections_output_mean(name: str, data_dir: str) -> None:
+def test_flap_bias_keeps_each_projections_output_mean(
+    name: str, method: str, data_dir: str
+) -> None:
     model, tok = tiny_model(name), byte_tokenizer()
     dense = copy.deepcopy(model)
-    config = small("flap")
-    prune_with("flap", model, tok, config, data_dir=data_dir, progress=False)
+    config = small(method)
+    prune_with(method, model, tok, config, data_dir=data_dir, progress=False)
     ids, _ = calibration_samples(
         tok, config.calib_samples, config.calib_seq_len, config.seed, data_dir=data_dir
     )
@@ -245,6 +249,32 @@ def test_flap_bias_keeps_each_projections_output_mean(name: str, data_dir: str) 
             torch.testing.assert_close(have, want, rtol=1e-4, atol=1e-5)
             checked += 1
     assert checked > 0
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_flap_uniform_ranks_by_flaps_scores_with_one_ratio_per_layer(
+    name: str, data_dir: str
+) -> None:
+    _, global_scores, _ = scores_of("flap", name, data_dir)
+    _, uniform_scores, _ = scores_of("flap-uniform", name, data_dir)
+    assert global_scores.keys() == uniform_scores.keys()
+    for key, raw in uniform_scores.items():
+        # FLAP standardises per layer and kind before its global ranking; within a layer the
+        # order, and so the uniform variant's choice, is the same.
+        torch.testing.assert_close(global_scores[key], standardise(raw))
+    _, report = run("flap-uniform", name, data_dir)
+    dense = tiny_model(name)
+    counts = uniform_counts(dense, list(range(len(report.layers))), report.base_ratio)
+    removed = {
+        row.index: (
+            (row.heads_before - len(row.heads_kept))
+            * dense.config.num_key_value_heads
+            // dense.config.num_attention_heads,
+            row.channels_before - row.channels_kept,
+        )
+        for row in report.layers
+    }
+    assert removed == counts
 
 
 def test_flap_model_saves_and_loads_with_its_biases(tmp_path: Path, data_dir: str) -> None:
