@@ -448,7 +448,7 @@ FLAP_HARNESS = {
         "flap",
         {"calib_samples": 1024, "calib_dataset": "wikitext2-valid"},
     ),
-    "uniform allocation, 32 x 128 BookCorpus": ("flap-uniform", {}),
+    "uniform allocation (32 x 128 BookCorpus)": ("flap-uniform", {}),
 }
 
 
