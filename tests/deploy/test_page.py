@@ -86,5 +86,7 @@ def test_page_python_snippet_runs_in_llama_cpp(
     namespace: dict[str, Any] = {}
     exec(compile(code, str(PAGE), "exec"), namespace)
     reply = namespace["reply"]
-    assert reply["usage"]["completion_tokens"] == 16
+    # llama.cpp samples (temperature 0.8, a random seed), so the tiny model may draw its
+    # end-of-text token before the 16th: up to 16 tokens, at least one.
+    assert 1 <= reply["usage"]["completion_tokens"] <= 16
     assert capsys.readouterr().out == reply["choices"][0]["text"] + "\n"
