@@ -435,15 +435,13 @@ def prune_peer(
                     prune_layer(
                         step.index, step.layer, _column_scores(peer, adapter, step.layer, o, down)
                     )
-        elif peer.statistics == "dense":
-            assert ids is not None
-            dense = _dense_scores(peer, model, adapter, ids, config, device, progress)
-            for i in chosen:
-                prune_layer(i, layers[i], dense[i])
         else:
             if peer.statistics == "gradient":
                 assert ids is not None
                 all_scores = _taylor_scores(model, adapter, ids, device)
+            elif peer.statistics == "dense":
+                assert ids is not None
+                all_scores = _dense_scores(peer, model, adapter, ids, config, device, progress)
             elif peer.score == "random":
                 all_scores = _random_scores(adapter, layers, config.seed)
             else:
