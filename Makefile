@@ -67,11 +67,10 @@ bench: setup
 	$(PY) benchmarks/prune_cost.py
 
 # Every record behind Tables 1-9, measured where the store lacks it: each benchmark skips the
-# cells that have a record, so an interrupted run resumes; not part of `make test`. A recompute
-# from an empty store here, estimated from the cells' recorded times (one thread, quiet machine):
-# ~8 h Table 1 (FLAP's harness rows not timed yet), ~10 h Tables 4-7, ~14 h Tables 2/8/9
-# (Gemma not timed yet), 10 min Table 3, about half in two processes (ablations.py,
-# flap_harness.py and other_models.py take --part 1/2 and 2/2).
+# cells that have a record, so an interrupted run resumes; not part of `make test`. How long a
+# recompute from an empty store takes here, from the records' own times, is on the cost page
+# (notebooks/results/cost.ipynb, "Recomputing the book"); ablations.py, flap_harness.py and
+# other_models.py take --part 1/2 and 2/2 for two processes.
 results: setup
 	$(PY) benchmarks/table1.py
 	$(PY) benchmarks/flap_harness.py

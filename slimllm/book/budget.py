@@ -143,17 +143,27 @@ def _gib(n_bytes: float) -> float:
     return round(n_bytes / 2**30, 2)
 
 
+#: One cell of the Results tables (`benchmarks/table1.py`, `ablations.py`): a pruning run, then
+#: the full WikiText-2 and PTB test sets (the zero-shot tasks are not counted).
+TABLE_CELL = Work(prunes=1, evaluations=(("wikitext2", None), ("ptb", None)))
+
+
 def estimate(notebook: str, values: dict[str, Any]) -> dict[str, Any] | None:
     """What `notebook` run with `values` needs on `GPU`; None for a notebook that builds no
     model (it only reads records)."""
     if notebook not in WORK or "model" not in values:
         return None
+    return estimate_work(WORK[notebook](values), values, notebook)
+
+
+def estimate_work(work: Work, values: dict[str, Any], name: str = "") -> dict[str, Any]:
+    """What `work` on the model of `values` (a notebook's parameters, `name` for its errors)
+    needs on `GPU`."""
     config, source = config_of(values["model"])
     model = meta_model(config)
     get_adapter(model)  # an architecture the pruner cannot walk fails here, not on the GPU
     layers = config.num_hidden_layers
-    check_layers(values, layers, notebook)
-    work = WORK[notebook](values)
+    check_layers(values, layers, name)
     dtype = parse_dtype(values["dtype"])
     size = torch.finfo(dtype).bits // 8
     params = sum(p.numel() for p in model.parameters())

@@ -20,6 +20,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -27,8 +28,8 @@ import torch
 from IPython.display import HTML, Markdown, display
 from transformers import AutoConfig
 
-from slimllm.book import budget, report
-from slimllm.experiments import claims, paper, tables
+from slimllm.book import budget, presets, report, run_notebooks
+from slimllm.experiments import claims, paper, recompute, tables
 from slimllm.experiments.paper import PaperRow
 from slimllm.experiments.store import CHECKOUT_RESULTS, Record, Store
 from slimllm.experiments.tables import COLUMN_NAMES, Cell, Evidence, Spec
@@ -1225,6 +1226,154 @@ def streaming_memory_lines(results_dir: str | None = None) -> Markdown:
         "process (Python and torch, embeddings, hidden states, the checkpoint pages it reads), "
         "measured on CPU: not the device's share."
     )
+
+
+# --- Recomputing the book -----------------------------------------------------------------
+
+#: The one-night budget for recomputing everything the book shows on the 2-core CPU.
+RECOMPUTE_TARGET_HOURS = 8.0
+RECOMPUTE_COMMAND = "make results"
+PAPER_RUN_COMMAND = "python -m slimllm.book.run_notebooks --preset paper --output-dir paper-run"
+PAPER_TABLES_COMMAND = (
+    "python benchmarks/table1.py --model huggyllama/llama-7b --device cuda; "
+    "python benchmarks/ablations.py --model huggyllama/llama-7b --device cuda"
+)
+MEASURE_NAMES = {"wikitext2": "WikiText-2", "ptb": "PTB", "zeroshot": "zero-shot"}
+TABLE_RECORDS = {
+    "table1": "Table 1 (`benchmarks/table1.py`)",
+    "ablation_table": "Tables 4-7 (`benchmarks/ablations.py`)",
+    "other_models_table": "Tables 2, 8 and 9 (`benchmarks/other_models.py`)",
+}
+
+
+def _is_gpu(where: str) -> bool:
+    return "NVIDIA" in where or "GPU" in where
+
+
+def recompute_frame(results_dir: str | None = None) -> pd.DataFrame:
+    """The store's records by kind: how many, the hours their measurements took, and where."""
+    found = recompute.time_by_kind(Store.book(results_dir))
+    if not found:
+        return pd.DataFrame({"records": [f"{NOT_RUN} (`{RECOMPUTE_COMMAND}`)"]})
+    rows = {
+        k.kind: {
+            "records": k.records,
+            "timed": k.timed,
+            "hours": round(k.hours, 2),
+            "measured on (records)": "; ".join(f"{m} ({n})" for m, n in k.machines.items()),
+        }
+        for k in found
+    }
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "record kind"
+    return out
+
+
+def recompute_lines(results_dir: str | None = None) -> Markdown:
+    """How long the store's records took on this CPU, the estimate for the cells still
+    missing, and the one-night target."""
+    store = Store.book(results_dir)
+    cpu = gpu = one_thread = 0.0
+    records = gpu_records = 0
+    gpus: set[str] = set()
+    for rec in store.records():
+        records += 1
+        where = recompute.machine(rec)
+        if rec.seconds is None:
+            continue
+        if _is_gpu(where):
+            gpu, gpu_records = gpu + rec.seconds / 3600, gpu_records + 1
+            gpus.add(where)
+        else:
+            cpu += rec.seconds / 3600
+            if rec.environment.get("torch_threads") == 1:
+                one_thread += rec.seconds / 3600
+    if not records:
+        return Markdown(f"The store is empty: `{RECOMPUTE_COMMAND}` measures every record.")
+    todo = recompute.missing_cells(store)
+    later = todo.estimated_hours()
+    total = cpu + later
+    parts = [
+        f"The {records} records in the store took **{cpu:.1f} h** of measurement on this "
+        f"project's 2-core CPUs, summed over records (each record times its own measurement; "
+        f"{one_thread / cpu if cpu else 0:.0%} of these hours on one thread, the benchmarks "
+        "often two at a time: process time, not one night's wall clock)"
+    ]
+    if gpu_records:
+        parts.append(
+            f"{gpu_records} records ({gpu:.2f} h) were measured on {', '.join(sorted(gpus))}: "
+            "their time on the CPU is not known and not counted"
+        )
+    cells = sum(todo.cells.values())
+    if cells:
+        medians = ", ".join(
+            f"{model_name(m)} {MEASURE_NAMES[n]} {s / 60:.1f} min"
+            for (m, n), s in sorted(todo.seconds.items())
+        )
+        prunes = sum(todo.prunes.values())
+        parts.append(
+            f"The table records still lack {cells} cells; at the median time of the measured "
+            f"cells of the same model and measure ({medians}), plus {prunes} pruning runs, they "
+            f"need about **{later:.1f} h** more"
+            + (
+                f" ({todo.unestimated()} cells of a model with no measured cell of that kind "
+                "are not estimated)"
+                if todo.unestimated()
+                else ""
+            )
+        )
+    absent = [name for kind, name in TABLE_RECORDS.items() if not any(store.find(kind))]
+    if absent:
+        parts.append(
+            f"No table record exists yet for {', '.join(absent)}: their cells are not counted"
+        )
+    verdict = "within" if total / 2 <= RECOMPUTE_TARGET_HOURS else "beyond"
+    parts.append(
+        f"A full recompute from an empty store is therefore about **{total:.1f} h** of process "
+        f"time on this CPU, roughly {total / 2:.1f} h in two processes of one thread each "
+        f"(`--part 1/2` and `--part 2/2`): {verdict} the one-night target of "
+        f"{RECOMPUTE_TARGET_HOURS:.0f} h. This is a sum of recorded times, not one timed run "
+        f"from an empty store; `{RECOMPUTE_COMMAND}` measures the tables' cells (the perplexity, "
+        "zero-shot, pruning and tuning records), the other kinds come from the benchmarks this "
+        "page names and from the stage notebooks"
+    )
+    return Markdown(". ".join(parts) + ".")
+
+
+def paper_gpu_frame(results_dir: str | None = None) -> pd.DataFrame:
+    """What the `paper` preset needs on one GPU (`slimllm.book.budget`: estimated from
+    LLaMA-7B's config, no weights read): the stage notebooks, and Tables 1 and 4-7's cells."""
+    root = CHECKOUT_RESULTS.parent / "notebooks"
+    plan = {
+        path: run_notebooks.preset_parameters(path, "paper")
+        for path in sorted(root.glob("[0-9]*.ipynb"))
+    }
+    found = run_notebooks.dry_run(plan)["notebooks"]
+    rows = {
+        Path(path).stem: (n["needs"]["minutes"], n["needs"]["peak_gib"], PAPER_RUN_COMMAND)
+        for path, n in found.items()
+        if n["needs"] is not None
+    }
+    values = presets.resolve("paper")
+    cell = budget.estimate_work(budget.TABLE_CELL, values)
+    ev = Store.book(results_dir)
+    recipes = {
+        recompute.config_key("recipe", c["recipe"])
+        for kind in ("table1", "ablation_table")
+        for rec in ev.find(kind)
+        for c in recompute.table_cells(rec.result)
+        if "wikitext2" in c
+    }
+    rows[f"Tables 1, 4-7: {len(recipes)} recipes x (prune + WikiText-2 + PTB)"] = (
+        round(cell["minutes"] * len(recipes), 1),
+        cell["peak_gib"],
+        PAPER_TABLES_COMMAND,
+    )
+    out = pd.DataFrame.from_dict(
+        rows, orient="index", columns=["minutes (estimate)", "peak GiB (estimate)", "command"]
+    )
+    out.index.name = f"{values['model']}, {values['dtype']}, on {budget.GPU['name']}"
+    return out
 
 
 # --- README ---------------------------------------------------------------------------------

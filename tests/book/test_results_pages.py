@@ -72,6 +72,20 @@ def test_page_helpers_run_on_an_empty_store(tmp_path: Path) -> None:
     assert "not run yet" in results.first_sentences(empty).data
     assert "inconclusive" in results.claims_table(empty).data
     assert "not run yet" in results.claims_details(empty).data
+    assert results.NOT_RUN in results.recompute_frame(empty).to_string()
+    assert "store is empty" in results.recompute_lines(empty).data
+    assert "Tables 1, 4-7: 0 recipes" in results.paper_gpu_frame(empty).index[-1]
+
+
+@pytest.mark.parametrize(("hours", "verdict"), [(1.0, "within"), (20.0, "beyond")])
+def test_recompute_lines_follow_the_records(tmp_path: Path, hours: float, verdict: str) -> None:
+    store = Store(tmp_path)
+    env = {"cpu": {"model": "Test CPU"}, "torch_threads": 1}
+    store.put("perplexity", {"n": 1}, {"ppl": 1.0}, seconds=hours * 3600, env=env)
+    text = results.recompute_lines(str(tmp_path)).data
+    assert f"**{hours:.1f} h** of measurement" in text
+    assert f"{verdict} the one-night target" in text
+    assert "100% of these hours on one thread" in text
 
 
 def test_a_changed_record_changes_the_table(tmp_path: Path) -> None:

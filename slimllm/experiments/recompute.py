@@ -1,0 +1,134 @@
+"""What recomputing the store costs: the time its records took, and an estimate for the cells
+the Results tables still lack.
+
+Every record carries the seconds its own measurement took (`Record.seconds`), so the store
+itself says how long it took to produce. The table records (`TABLE_KINDS`, written by
+`benchmarks/table1.py`, `ablations.py` and `other_models.py`) list every cell their tables need,
+None where no record exists yet; a missing cell is estimated at the median time of the cells of
+the same model and measure that were measured, plus one pruning run (the model's median prune
+record) for a pruned recipe none of whose cells exists. A cell of a model with no measured cell
+of that measure is counted, not estimated.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from slimllm.experiments.store import Record, Store, config_key
+
+#: The records whose rows name every cell of a Results table, measured or not.
+TABLE_KINDS = ("table1", "ablation_table", "other_models_table")
+#: The cells of a table row: full-set perplexities and the zero-shot subset.
+MEASURES = ("wikitext2", "ptb", "zeroshot")
+
+
+@dataclass
+class KindTime:
+    """The records of one kind: how many, how many carry a time, their hours, where measured."""
+
+    kind: str
+    records: int = 0
+    timed: int = 0
+    hours: float = 0.0
+    #: "CPU model, N threads" (or the GPU) -> records measured there.
+    machines: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Missing:
+    """The cells the table records lack, and what measuring them is estimated to take."""
+
+    #: (model, measure) -> cells missing.
+    cells: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: (model, measure) -> the median seconds of that model's measured cells of the measure.
+    seconds: dict[tuple[str, str], float] = field(default_factory=dict)
+    #: model -> pruned recipes with no cell measured yet (each needs its pruning run first).
+    prunes: dict[str, int] = field(default_factory=dict)
+    #: model -> the median seconds of its prune records.
+    prune_seconds: dict[str, float] = field(default_factory=dict)
+
+    def estimated_hours(self) -> float:
+        cells = sum(n * self.seconds[k] for k, n in self.cells.items() if k in self.seconds)
+        prunes = sum(n * self.prune_seconds.get(m, 0.0) for m, n in self.prunes.items())
+        return (cells + prunes) / 3600
+
+    def unestimated(self) -> int:
+        """Missing cells of a model and measure no measured cell gives a time for."""
+        return sum(n for k, n in self.cells.items() if k not in self.seconds)
+
+
+def machine(rec: Record) -> str:
+    """Where a record was measured, in a few words."""
+    env = rec.environment
+    if env.get("gpu"):
+        return str(env["gpu"])
+    cpu = env.get("cpu")
+    name = cpu.get("model", "?") if isinstance(cpu, dict) else "?"
+    threads = env.get("torch_threads")
+    return f"{name}, {threads} thread{'' if threads == 1 else 's'}" if threads else name
+
+
+def time_by_kind(store: Store) -> list[KindTime]:
+    """Every kind of record in the store with the hours its records took, largest first."""
+    kinds: dict[str, KindTime] = {}
+    for rec in store.records():
+        entry = kinds.setdefault(rec.kind, KindTime(rec.kind))
+        entry.records += 1
+        if rec.seconds is not None:
+            entry.timed += 1
+            entry.hours += rec.seconds / 3600
+        where = machine(rec)
+        entry.machines[where] = entry.machines.get(where, 0) + 1
+    return sorted(kinds.values(), key=lambda k: (-k.hours, k.kind))
+
+
+def table_cells(result: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each seed's cells of a table record's rows: a dict holding `recipe` and its measures (a
+    measure that row does not ask for is absent; None where it is not measured yet)."""
+    for row in result.get("rows", []):
+        if row.get("refused"):
+            continue  # a method that refuses the model has nothing to measure
+        yield from row.get("seeds", [row])
+
+
+def missing_cells(store: Store) -> Missing:
+    """The cells the table records lack, once each (a recipe shared by two tables counts once),
+    with the median times of measured cells to estimate them."""
+    measured: dict[tuple[str, str], list[float]] = {}
+    absent: dict[tuple[str, str], str] = {}
+    built: set[str] = set()
+    pruned: dict[str, str] = {}
+    for kind in TABLE_KINDS:
+        for rec in store.records(kind) if (store.root / kind).is_dir() else []:
+            for cell in table_cells(rec.result):
+                recipe = cell["recipe"]
+                key, model = config_key("recipe", recipe), recipe["base"]
+                for name in MEASURES:
+                    if name not in cell:
+                        continue
+                    if cell[name] is None:
+                        absent[(key, name)] = model
+                    else:
+                        built.add(key)
+                        if cell[name].get("seconds") is not None:
+                            measured.setdefault((model, name), []).append(cell[name]["seconds"])
+                if "prune" in recipe:
+                    pruned[key] = model
+    out = Missing()
+    for (_, name), model in sorted(absent.items()):
+        out.cells[(model, name)] = out.cells.get((model, name), 0) + 1
+    for key, model in sorted(pruned.items()):
+        if key not in built:
+            out.prunes[model] = out.prunes.get(model, 0) + 1
+    out.seconds = {k: statistics.median(v) for k, v in measured.items() if k in out.cells}
+    prune_times: dict[str, list[float]] = {}
+    if (store.root / "prune").is_dir():
+        for rec in store.records("prune"):
+            model = rec.config.get("model", {}).get("base")
+            if model in out.prunes and rec.seconds is not None:
+                prune_times.setdefault(model, []).append(rec.seconds)
+    out.prune_seconds = {m: statistics.median(v) for m, v in prune_times.items()}
+    return out
