@@ -10,8 +10,10 @@ from typing import Any
 import torch
 
 from slimllm.cli import common
+from slimllm.experiments import recipes
 from slimllm.experiments.runners import runner_for
-from slimllm.experiments.store import Store
+from slimllm.experiments.store import Record, Store
+from slimllm.models.io import load_pruned, state_digest
 from slimllm.util.files import non_finite
 
 HELP = "measure a results record again from its configuration"
@@ -42,6 +44,44 @@ def numbers(value: Any, prefix: str = "") -> dict[str, float]:
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         out[prefix.rstrip(".")] = float(value)
     return out
+
+
+#: Fields that say how a run went, not what it found.
+VOLATILE = frozenset({"seconds", "versions", "cache_key", "weights_sha256"})
+
+
+def other_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted paths where two results differ outside their top-level and nested-dict numbers
+    (which `numbers` lists): text, and lists compared element by element (a pruning report's
+    per-layer entries, floats included, so equal means equal to the last bit)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(old.keys() & new.keys()):
+            if key not in VOLATILE:
+                out += other_differences(old[key], new[key], f"{prefix}{key}.")
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) != len(new):
+            return [f"{prefix.rstrip('.')} (length {len(old)} against {len(new)})"]
+        return [
+            d for i, (a, b) in enumerate(zip(old, new, strict=True))
+            for d in other_differences(a, b, f"{prefix.rstrip('.')}[{i}].")
+        ]  # fmt: skip
+    if isinstance(old, (int, float)) and isinstance(new, (int, float)) and not prefix.count("["):
+        return []  # shown in the table above
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def stored_weights(old: Record) -> tuple[str | None, str]:
+    """The digest a re-pruned model's weights should match, and where it comes from: the
+    record's own, or the recipe cache's copy of the model (opened, not rebuilt)."""
+    if "weights_sha256" in old.result:
+        return old.result["weights_sha256"], "the stored record"
+    folder = recipes.cached_folder(old.config["model"])
+    if not (folder / "config.json").is_file():
+        return None, ""
+    model, _ = load_pruned(folder, dtype=torch.float32)
+    return state_digest(model), f"the cached model in {folder}"
 
 
 def _store_of(record: Path, kind: str) -> Store:
@@ -89,6 +129,18 @@ def run(args: argparse.Namespace) -> int:
         a, b = before[name], after[name]
         rel = abs(b - a) / abs(a) if a else (0.0 if b == a else math.inf)
         print(f"{name:<32} {a:>14.6g} {b:>14.6g} {rel:>10.2e}")
+    changed = other_differences(old.result, result)
+    print(
+        "lists and text (per-layer reports included): "
+        + ("identical" if not changed else f"{len(changed)} differ: {', '.join(changed[:8])}")
+    )
+    if old.kind == "prune":
+        digest, source = stored_weights(old)
+        if digest is None:
+            print("weights: no digest stored and no cached copy of the model to compare with")
+        else:
+            same = "bit-identical to" if digest == result["weights_sha256"] else "DIFFERENT from"
+            print(f"weights: {same} {source} (sha256 {result['weights_sha256'][:16]})")
     if store is not None:
         print(f"record replaced: {new.path}")
     return 0

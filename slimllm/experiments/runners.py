@@ -25,6 +25,7 @@ from slimllm.measure.lm_eval_tasks import (
 )
 from slimllm.measure.perplexity import get_protocol, perplexity, window_nll
 from slimllm.measure.zeroshot import DEFAULT_BACKEND, DEFAULT_BATCH_SIZE, SOFTMAX_DTYPE, zeroshot
+from slimllm.models.io import state_digest
 from slimllm.models.loaders import parse_dtype
 from slimllm.models.precision import resolve_dtype
 from slimllm.util.provenance import cpu_info
@@ -252,8 +253,10 @@ def run_tune(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]
 
 
 def run_prune(config: dict[str, Any], settings: dict[str, Any]) -> dict[str, Any]:
-    """Measure a "prune" record's configuration again (no recipe cache)."""
-    return make(config["model"], settings.get("device", "cpu"))[2]
+    """Measure a "prune" record's configuration again (no recipe cache), with the digest of
+    the pruned weights (`state_digest`) so that two runs can be compared bit for bit."""
+    model, _, report = make(config["model"], settings.get("device", "cpu"))
+    return {**report, "weights_sha256": state_digest(model)}
 
 
 Runner = Callable[[dict[str, Any], dict[str, Any]], Any]

@@ -92,6 +92,16 @@ def weights_digest(folder: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def state_digest(model: torch.nn.Module) -> str:
+    """sha256 over a model's state dict in memory (names and raw bytes, in name order): equal
+    digests mean bit-identical weights, whatever file format they would be saved in."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
 def _entry(model: PreTrainedModel, record: dict[str, Any]) -> dict[str, Any]:
     """config.json's `slimllm` entry of a pruned model, before its weights' digest."""
     adapter = get_adapter(model)
