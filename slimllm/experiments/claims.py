@@ -707,7 +707,40 @@ def larger_lose_less(ev: Evidence) -> Verdict:
         else "inconclusive"
     )  # fmt: skip
     verdict.sentence = "; ".join(parts) + "."
+    sizes = {b: _decoder_params(ev, b, pairs) for b in ("gemma3-270m", "smollm2-135m")}
+    g, s = sizes["gemma3-270m"], sizes["smollm2-135m"]
+    if g is not None and s is not None:
+        verdict.numbers["decoder size ratio"] = g[0] / s[0]
+        # The measured cells first, then the prune records that only size the two decoders.
+        verdict.records += sorted({g[1], s[1]} - set(verdict.records))
+        if g[0] < LARGER_DECODER * s[0]:
+            verdict.verdict = "not testable here"
+            verdict.sentence += (
+                f" But Gemma-3-270M is the larger model only by its embedding: its decoder, the "
+                f"part that is pruned, holds {g[0] / 1e6:.1f}M parameters against SmolLM2-135M's "
+                f"{s[0] / 1e6:.1f}M ({g[0] / s[0]:.2f}x), so the pair does not test the size "
+                f"effect (a larger decoder is at least {LARGER_DECODER}x). The paper's pair "
+                f"needs a GPU: {LARGER_PAIR}."
+            )
     return verdict
+
+
+#: A model counts as larger for Table 9 when its decoder (the part pruned) holds at least this
+#: many times the other's parameters; the paper's pair, LLaMA-13B against -7B, is ~2x.
+LARGER_DECODER = 1.5
+LARGER_PAIR = (
+    "python benchmarks/other_models.py --model huggyllama/llama-7b --methods slimllm "
+    "--device cuda, then the same with --model huggyllama/llama-13b"
+)
+
+
+def _decoder_params(ev: Evidence, base: str, ratios: Sequence[float]) -> tuple[int, str] | None:
+    """The decoder's parameter count before pruning, from a SlimLLM prune record of `base`."""
+    for ratio in ratios:
+        rec = ev.find("prune", recipe("slimllm", ratio, base=base, ratio_of="decoder"))
+        if rec is not None:
+            return rec.result["decoder_params_before"], rec.key
+    return None
 
 
 def similarity_rises(ev: Evidence) -> Verdict:

@@ -178,3 +178,23 @@ def test_flaps_global_rule_is_weighed_against_its_uniform_variant(
     verdict = claims.flap_harness(Evidence(store))
     assert f"its global rule is {said} the uniform one" in verdict.sentence
     assert verdict.verdict == "inconclusive"  # the 1024-window rows are still missing here
+
+
+def test_the_size_claim_needs_a_larger_decoder(tmp_path: Path) -> None:
+    """Gemma-3-270M is larger than SmolLM2-135M by its embedding only: the size claim is not
+    testable on that pair, and becomes a verdict once the larger decoder is large enough."""
+    copy = tmp_path / "results"
+    shutil.copytree(RESULTS, copy)
+    before = claims.larger_lose_less(Evidence(Store.book(copy)))
+    assert before.verdict == "not testable here"
+    assert before.numbers["decoder size ratio"] < claims.LARGER_DECODER
+    for key in before.records:
+        path = record_path(copy, key)
+        data = json.loads(path.read_text())
+        if data["kind"] == "prune" and data["config"]["model"]["base"] == "gemma3-270m":
+            data["result"]["decoder_params_before"] *= 3
+            path.write_text(json.dumps(data))
+    after = claims.larger_lose_less(Evidence(Store.book(copy)))
+    assert after.verdict != "not testable here"
+    ratio = after.numbers["decoder size ratio"]
+    assert ratio == pytest.approx(3 * before.numbers["decoder size ratio"])
