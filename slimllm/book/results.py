@@ -311,6 +311,47 @@ def other_model_rows(results_dir: str | None = None) -> list[Row]:
     return read(evidence(results_dir), tables.other_model_specs(), TABLE1_COLUMNS)
 
 
+#: The peers SlimLLM is weighed against on the other models (Table 2: LoRAP; Table 1: LLM-Pruner).
+OTHER_MODEL_PEERS = ("lorap-ffn", "llm-pruner")
+
+
+def other_model_lines(rows: Sequence[Row]) -> Markdown:
+    """SlimLLM against each peer on each other model and ratio (untuned, both perplexities),
+    the words chosen from the intervals (`claims.compare`)."""
+    found: dict[tuple[str, float, str], Row] = {}
+    for row in rows:
+        prune = row.spec.recipe.get("prune")
+        if prune is not None and "tune" not in row.spec.recipe:
+            found[(row.spec.recipe["base"], prune["ratio"], prune["method"])] = row
+    lines = []
+    for (base, ratio, method), ours in sorted(found.items()):
+        if method != "slimllm":
+            continue
+        for peer in OTHER_MODEL_PEERS:
+            theirs = found.get((base, ratio, peer))
+            if theirs is None:
+                continue
+            parts = [
+                f"{COLUMN_NAMES[c]} {a.value:.1f} against {b.value:.1f} "
+                f"({claims.compare([a], [b], c)})"
+                for c in ("wikitext2", "ptb")
+                if (a := ours.cells[c]) is not None and (b := theirs.cells[c]) is not None
+            ]
+            if parts:
+                lines.append(
+                    f"- {model_name(base)} at {ratio:.0%} of the decoder, SlimLLM against "
+                    f"`{peer}`: " + "; ".join(parts) + "."
+                )
+    if not lines:
+        return Markdown(f"SlimLLM against its peers on the other models: {NOT_RUN}.")
+    return Markdown(
+        "SlimLLM against its peers here (better or worse where the 95 % intervals part, tie "
+        "where they overlap; lower perplexity is better). The paper finds SlimLLM ahead of "
+        "LoRAP on most datasets of LLaMA2-7B (its Table 2) and of LLM-Pruner on LLaMA-7B (its "
+        "Table 1):\n\n" + "\n".join(lines)
+    )
+
+
 def paper_frame(table: int) -> pd.DataFrame:
     """One of the paper's tables as printed there (the paper's numbers, not ours)."""
     rows = paper.TABLES[table]

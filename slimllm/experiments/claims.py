@@ -698,15 +698,15 @@ def larger_lose_less(ev: Evidence) -> Verdict:
         g, s = kept["gemma3-270m"][ratio], kept["smollm2-135m"][ratio]
         outcomes.append("better" if g[2] < s[1] else "worse" if s[2] < g[1] else "tie")
         parts.append(
-            f"at {ratio:.0%} of the decoder WikiText-2 grows {g[0]:.2f}x on Gemma-3-270M and "
-            f"{s[0]:.2f}x on SmolLM2-135M ({outcomes[-1]} for the larger)"
+            f"at {ratio:.0%} of the decoder {g[0]:.2f}x on Gemma-3-270M and {s[0]:.2f}x on "
+            f"SmolLM2-135M ({outcomes[-1]} for the larger)"
         )
     verdict.verdict = (
         "not reproduced" if "worse" in outcomes
         else "reproduced" if all(o == "better" for o in outcomes) and len(pairs) == 2
         else "inconclusive"
     )  # fmt: skip
-    verdict.sentence = "; ".join(parts) + "."
+    verdict.sentence = "Pruning multiplies WikiText-2 perplexity " + "; ".join(parts) + "."
     sizes = {b: _decoder_params(ev, b, pairs) for b in ("gemma3-270m", "smollm2-135m")}
     g, s = sizes["gemma3-270m"], sizes["smollm2-135m"]
     if g is not None and s is not None:
@@ -729,8 +729,8 @@ def larger_lose_less(ev: Evidence) -> Verdict:
 #: many times the other's parameters; the paper's pair, LLaMA-13B against -7B, is ~2x.
 LARGER_DECODER = 1.5
 LARGER_PAIR = (
-    "python benchmarks/other_models.py --model huggyllama/llama-7b --methods slimllm "
-    "--device cuda, then the same with --model huggyllama/llama-13b"
+    "`python benchmarks/other_models.py --model huggyllama/llama-7b --methods slimllm "
+    "--device cuda`, then the same with `--model huggyllama/llama-13b`"
 )
 
 

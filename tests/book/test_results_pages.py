@@ -4,6 +4,7 @@ each results notebook runs in the smoke preset against a scratch store."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Callable
@@ -74,6 +75,7 @@ def test_page_helpers_run_on_an_empty_store(tmp_path: Path) -> None:
     assert "not run yet" in results.claims_details(empty).data
     assert results.NOT_RUN in results.recompute_frame(empty).to_string()
     assert "store is empty" in results.recompute_lines(empty).data
+    assert results.NOT_RUN in results.other_model_lines(results.other_model_rows(empty)).data
     assert "Tables 1, 4-7: 0 recipes" in results.paper_gpu_frame(empty).index[-1]
 
 
@@ -149,3 +151,30 @@ def test_page_runs_in_smoke_preset_on_an_empty_store(
     nb = nbformat.read(executed, as_version=4)
     assert not [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
     assert check_book.check_notebook_figures(executed) == []
+
+
+def test_other_model_lines_follow_the_records(tmp_path: Path) -> None:
+    """SlimLLM's verdict against a peer on Gemma turns when the peer's record moves."""
+    copy = tmp_path / "results"
+    shutil.copytree(RESULTS, copy)
+    line = next(
+        x
+        for x in results.other_model_lines(results.other_model_rows(str(copy))).data.split("\n")
+        if "`llm-pruner`" in x
+    )
+    assert "(worse)" in line  # LLM-Pruner's WikiText-2 and PTB are lower on Gemma at 50 %
+    rows = results.other_model_rows(str(copy))
+    peer = next(
+        r for r in rows
+        if r.spec.recipe.get("prune", {}).get("method") == "llm-pruner"
+        and "tune" not in r.spec.recipe and r.cells["wikitext2"] is not None
+    )  # fmt: skip
+    for column in ("wikitext2", "ptb"):
+        path = copy / "perplexity" / f"{peer.cells[column].record}.json"
+        data = json.loads(path.read_text())
+        data["result"] = {k: v * 10 if k in ("ppl", "ci_low", "ci_high") else v
+                          for k, v in data["result"].items()}  # fmt: skip
+        path.write_text(json.dumps(data))
+    text = results.other_model_lines(results.other_model_rows(str(copy))).data
+    line = next(x for x in text.split("\n") if "`llm-pruner`" in x)
+    assert "(worse)" not in line and "(better)" in line
