@@ -31,7 +31,7 @@ from transformers import AutoConfig
 from slimllm.book import budget, presets, report, run_notebooks
 from slimllm.experiments import claims, paper, recompute, tables
 from slimllm.experiments.paper import PaperRow
-from slimllm.experiments.store import CHECKOUT_RESULTS, Record, Store
+from slimllm.experiments.store import CHECKOUT_RESULTS, Record, Store, config_key
 from slimllm.experiments.tables import COLUMN_NAMES, Cell, Evidence, Spec
 from slimllm.method.config import PruneConfig
 from slimllm.method.memory import CUDA_CONTEXT_BYTES, streaming_peak_bytes
@@ -1287,10 +1287,6 @@ TABLE_RECORDS = {
 }
 
 
-def _is_gpu(where: str) -> bool:
-    return "NVIDIA" in where or "GPU" in where
-
-
 def recompute_frame(results_dir: str | None = None) -> pd.DataFrame:
     """The store's records by kind: how many, the hours their measurements took, and where."""
     found = recompute.time_by_kind(Store.book(results_dir))
@@ -1314,36 +1310,23 @@ def recompute_lines(results_dir: str | None = None) -> Markdown:
     """How long the store's records took on this CPU, the estimate for the cells still
     missing, and the one-night target."""
     store = Store.book(results_dir)
-    cpu = gpu = one_thread = 0.0
-    records = gpu_records = 0
-    gpus: set[str] = set()
-    for rec in store.records():
-        records += 1
-        where = recompute.machine(rec)
-        if rec.seconds is None:
-            continue
-        if _is_gpu(where):
-            gpu, gpu_records = gpu + rec.seconds / 3600, gpu_records + 1
-            gpus.add(where)
-        else:
-            cpu += rec.seconds / 3600
-            if rec.environment.get("torch_threads") == 1:
-                one_thread += rec.seconds / 3600
-    if not records:
+    spent = recompute.measured_hours(store)
+    if not spent.records:
         return Markdown(f"The store is empty: `{RECOMPUTE_COMMAND}` measures every record.")
     todo = recompute.missing_cells(store)
     later = todo.estimated_hours()
-    total = cpu + later
+    total = spent.cpu + later
     parts = [
-        f"The {records} records in the store took **{cpu:.1f} h** of measurement on this "
-        f"project's 2-core CPUs, summed over records (each record times its own measurement; "
-        f"{one_thread / cpu if cpu else 0:.0%} of these hours on one thread, the benchmarks "
-        "often two at a time: process time, not one night's wall clock)"
+        f"The {spent.records} records in the store took **{spent.cpu:.1f} h** of measurement "
+        f"on this project's 2-core CPUs, summed over records (each record times its own "
+        f"measurement; {spent.one_thread / spent.cpu if spent.cpu else 0:.0%} of these hours on "
+        "one thread, the benchmarks often two at a time: process time, not one night's wall "
+        "clock)"
     ]
-    if gpu_records:
+    if spent.gpu_records:
         parts.append(
-            f"{gpu_records} records ({gpu:.2f} h) were measured on {', '.join(sorted(gpus))}: "
-            "their time on the CPU is not known and not counted"
+            f"{spent.gpu_records} records ({spent.gpu:.2f} h) were measured on "
+            f"{', '.join(sorted(spent.gpus))}: their time on the CPU is not known and not counted"
         )
     cells = sum(todo.cells.values())
     if cells:
@@ -1397,11 +1380,11 @@ def paper_gpu_frame(results_dir: str | None = None) -> pd.DataFrame:
     }
     values = presets.resolve("paper")
     cell = budget.estimate_work(budget.TABLE_CELL, values)
-    ev = Store.book(results_dir)
+    store = Store.book(results_dir)
     recipes = {
-        recompute.config_key("recipe", c["recipe"])
+        config_key("recipe", c["recipe"])
         for kind in ("table1", "ablation_table")
-        for rec in ev.find(kind)
+        for rec in store.find(kind)
         for c in recompute.table_cells(rec.result)
         if "wikitext2" in c
     }

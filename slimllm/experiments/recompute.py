@@ -38,6 +38,19 @@ class KindTime:
 
 
 @dataclass
+class Hours:
+    """The store's measured hours: on CPUs (and the share of them on one thread) and on GPUs,
+    whose CPU time is unknown."""
+
+    records: int = 0
+    cpu: float = 0.0
+    one_thread: float = 0.0
+    gpu: float = 0.0
+    gpu_records: int = 0
+    gpus: set[str] = field(default_factory=set)
+
+
+@dataclass
 class Missing:
     """The cells the table records lack, and what measuring them is estimated to take."""
 
@@ -83,6 +96,24 @@ def time_by_kind(store: Store) -> list[KindTime]:
         where = machine(rec)
         entry.machines[where] = entry.machines.get(where, 0) + 1
     return sorted(kinds.values(), key=lambda k: (-k.hours, k.kind))
+
+
+def measured_hours(store: Store) -> Hours:
+    """The hours the store's records took, split by where they ran."""
+    out = Hours()
+    for rec in store.records():
+        out.records += 1
+        if rec.seconds is None:
+            continue
+        hours = rec.seconds / 3600
+        if rec.environment.get("gpu"):
+            out.gpu, out.gpu_records = out.gpu + hours, out.gpu_records + 1
+            out.gpus.add(str(rec.environment["gpu"]))
+        else:
+            out.cpu += hours
+            if rec.environment.get("torch_threads") == 1:
+                out.one_thread += hours
+    return out
 
 
 def table_cells(result: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -84,3 +84,16 @@ def test_an_empty_store_needs_nothing(tmp_path: Path) -> None:
     assert recompute.time_by_kind(store) == []
     todo = recompute.missing_cells(store)
     assert todo.cells == {} and todo.estimated_hours() == 0.0
+
+
+def test_measured_hours_split_cpu_from_gpu(store: Store) -> None:
+    spent = recompute.measured_hours(store)
+    # CPU: a perplexity (100 s) and two prunes (30 s, 50 s), all on one thread; GPU: 300 s.
+    assert spent.cpu == pytest.approx(180 / 3600)
+    assert spent.one_thread == pytest.approx(spent.cpu)
+    assert (spent.gpu, spent.gpu_records, spent.gpus) == (
+        pytest.approx(300 / 3600),
+        1,
+        {"Test GPU"},
+    )
+    assert spent.records == 6  # the untimed table records count, without hours
