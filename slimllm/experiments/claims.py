@@ -471,60 +471,101 @@ def feature_space_helps(ev: Evidence) -> Verdict:
     )  # fmt: skip
 
 
+#: Table 4's metrics for "matters most": WikiText-2 and the zero-shot mean (the paper's ~8 points).
+RANKED = ("wikitext2", "mean")
+
+
+def _cost(base: Sequence[Cell], cells: Sequence[Cell], column: str) -> float:
+    """What an ablation costs: relative perplexity growth, or accuracy points lost."""
+    if lower_is_better(column):
+        return center(cells) / center(base) - 1
+    return center(base) - center(cells)
+
+
+def _show_cost(cost: float, column: str) -> str:
+    # + 0.0 turns a rounded -0.0 into 0.0.
+    return f"{cost:+.1%}" if lower_is_better(column) else f"{round(-cost, 2) + 0.0:+.2f} points"
+
+
+def _uniform_most(
+    base: Sequence[Cell], changes: dict[str, list[Cell]], column: str
+) -> tuple[str, bool]:
+    """(verdict, whether uniform and the next-largest cost are within noise) on one column."""
+    uniform = changes["uniform ratios"]
+    others = [v for k, v in changes.items() if k != "uniform ratios"]
+    # Another ablation costing more beyond noise, or uniform ratios beating the full method.
+    if any(compare(uniform, cells, column) == "better" for cells in others):
+        return "not reproduced", False
+    outcome = compare(base, uniform, column)
+    if outcome == "worse":
+        return "not reproduced", False
+    if outcome == "tie":
+        return "inconclusive", False
+    # Uniform must cost more than every other ablation beyond noise.
+    ahead = all(compare(cells, uniform, column) == "better" for cells in others)
+    return ("reproduced", False) if ahead else ("inconclusive", True)
+
+
 def nonuniform_matters_most(ev: Evidence) -> Verdict:
-    """Table 4: uniform ratios cost the most (~8 points of mean, perplexity nearly doubled)."""
+    """Table 4: uniform ratios cost the most (~8 points of mean, perplexity nearly doubled).
+
+    Judged on WikiText-2 and, where every row has it, the zero-shot mean: reproduced when
+    uniform ratios cost the most beyond noise on each; not reproduced when another ablation
+    costs more beyond noise, or uniform ratios do not cost at all, on either.
+    """
     claim = "Non-uniform layer ratios matter most of the strategies (~8 points, Table 4)."
     specs = table4_specs()
     full = specs[0]
     verdict = Verdict("nonuniform_most", claim, "inconclusive", "", "tables4-6", COMMANDS["table4"])
-    base = _cells(ev, full.recipe, "wikitext2")
-    changes: dict[str, tuple[float, list[Cell]]] = {}
-    for spec in specs[1:]:
-        cells = _cells(ev, spec.recipe, "wikitext2")
-        if cells and base:
-            changes[spec.label] = (center(cells) / center(base) - 1, cells)
-    verdict.records = _keys(base, *[c for _, c in changes.values()])
-    verdict.numbers = {f"wikitext2 change {k}": v for k, (v, _) in changes.items()}
-    listed = ", ".join(f"{k} {v:+.1%}" for k, (v, _) in changes.items())
-    if "uniform ratios" not in changes:
-        verdict.sentence = _missing("SlimLLM with uniform ratios at 50 %", COMMANDS["table4"]) + (
-            f"; WikiText-2 relative to full SlimLLM so far: {listed}." if listed else "."
+    outcomes, parts, noisy, records = [], [], [], []
+    not_run: list[str] = []
+    for column in RANKED:
+        base = _cells(ev, full.recipe, column)
+        changes = {s.label: cells for s in specs[1:] if (cells := _cells(ev, s.recipe, column))}
+        if not base or not changes:
+            continue
+        records += _keys(base, *changes.values())
+        for label, cells in changes.items():
+            verdict.numbers[f"{column} change {label}"] = _cost(base, cells, column)
+        listed = ", ".join(
+            f"{k} {_show_cost(_cost(base, v, column), column)}" for k, v in changes.items()
+        )
+        name = COLUMN_NAMES[column] if lower_is_better(column) else "mean zero-shot accuracy"
+        parts.append(f"{name} at 50 % against full SlimLLM: {listed}")
+        missing_here = [s.label for s in specs[1:] if s.label not in changes]
+        if column == "wikitext2":
+            not_run = missing_here
+        if "uniform ratios" not in changes or missing_here:
+            continue
+        outcome, close = _uniform_most(base, changes, column)
+        outcomes.append(outcome)
+        if close:
+            noisy.append(COLUMN_NAMES[column] if lower_is_better(column) else "accuracy")
+    verdict.records = sorted(set(records))
+    if not parts or "wikitext2 change uniform ratios" not in verdict.numbers:
+        so_far = f"; so far: {'; '.join(parts)}." if parts else "."
+        verdict.sentence = (
+            _missing("SlimLLM with uniform ratios at 50 %", COMMANDS["table4"]) + so_far
         )
         return verdict
-    _, uniform = changes["uniform ratios"]
-    # "better": full SlimLLM beats uniform ratios beyond noise.
-    outcome = compare(base, uniform, "wikitext2")
-    largest = max(changes, key=lambda k: changes[k][0])
-    not_run = [s.label for s in specs[1:] if s.label not in changes]
-    if outcome == "worse":
+    if "not reproduced" in outcomes:
         verdict.verdict = "not reproduced"
-    elif outcome == "tie" or not_run:
-        verdict.verdict = "inconclusive"
-    else:
-        # Uniform must cost more than every other ablation beyond noise, and vice versa.
-        others = [cells for k, (_, cells) in changes.items() if k != "uniform ratios"]
-        if largest == "uniform ratios":
-            ahead = all(compare(cells, uniform, "wikitext2") == "better" for cells in others)
-            verdict.verdict = "reproduced" if ahead else "inconclusive"
-        else:
-            behind = compare(uniform, changes[largest][1], "wikitext2") == "better"
-            verdict.verdict = "not reproduced" if behind else "inconclusive"
-    paper_change = paper.change(
-        paper.find(4, "SlimLLM", 0.5, setting="uniform ratios"), "wikitext2"
-    )
-    paper_full = paper.change(paper.find(4, "SlimLLM", 0.5), "wikitext2")
-    assert paper_change is not None and paper_full is not None
+    elif outcomes and all(o == "reproduced" for o in outcomes) and not not_run:
+        verdict.verdict = "reproduced"
+    paper_uniform = paper.find(4, "SlimLLM", 0.5, setting="uniform ratios").values
+    paper_full = paper.find(4, "SlimLLM", 0.5).values
     noise = (
-        " Uniform ratios and the next-largest ablation are within seed or interval noise of "
-        "each other."
-        if verdict.verdict == "inconclusive" and outcome == "better" and not not_run
+        f" On {' and '.join(noisy)}, uniform ratios and the next-largest ablation are within "
+        "seed or interval noise of each other."
+        if noisy
         else ""
     )
     verdict.sentence = (
-        f"WikiText-2 at 50 % relative to full SlimLLM: {listed}"
+        "; ".join(parts)
         + (f"; {', '.join(not_run)} not run yet (`{COMMANDS['table4']}`)" if not_run else "")
-        + f". The paper's uniform row is {(1 + paper_change) / (1 + paper_full) - 1:+.1%}."
-        + noise
+        + f". The paper's uniform row: WikiText-2 "
+        f"{paper_uniform['wikitext2'] / paper_full['wikitext2'] - 1:+.1%}, mean "
+        f"{paper_uniform['mean'] - paper_full['mean']:+.2f} points." + noise
     )
     return verdict
 

@@ -14,7 +14,7 @@ import pytest
 
 from slimllm.experiments import claims, paper
 from slimllm.experiments.store import Store
-from slimllm.experiments.tables import Evidence, recipe
+from slimllm.experiments.tables import Evidence, recipe, table4_specs
 from tests.helpers import ROOT
 
 RESULTS = ROOT / "results"
@@ -198,3 +198,35 @@ def test_the_size_claim_needs_a_larger_decoder(tmp_path: Path) -> None:
     assert after.verdict != "not testable here"
     ratio = after.numbers["decoder size ratio"]
     assert ratio == pytest.approx(3 * before.numbers["decoder size ratio"])
+
+
+@pytest.mark.parametrize(
+    ("uniform", "greedy", "expected"),
+    [(-8.0, -1.0, "reproduced"), (0.0, -1.0, "inconclusive"), (-2.0, -12.0, "not reproduced")],
+)
+def test_nonuniform_claim_weighs_accuracy_points_too(
+    tmp_path: Path, uniform: float, greedy: float, expected: str
+) -> None:
+    """Table 4's "~8 points": with WikiText-2 saying uniform ratios cost the most, the zero-shot
+    mean decides between reproduced, inconclusive and not reproduced."""
+    ev = Evidence(Store.book(RESULTS))
+    full, *ablations = table4_specs()
+    ppl = ev.find("perplexity", full.recipe, dataset="wikitext2", max_windows=None)
+    acc = ev.find("zeroshot", full.recipe, limit=500)
+    assert ppl is not None and acc is not None
+    store = Store.book(tmp_path / "results")
+    growth = {"w/o greedy search": 1.3, "w/o feature space": 1.1, "uniform ratios": 2.0}
+    points = {"w/o greedy search": greedy, "w/o feature space": -0.5, "uniform ratios": uniform}
+    store.put("perplexity", ppl.config, ppl.result)
+    store.put("zeroshot", acc.config, acc.result)
+    for spec in ablations:
+        scaled = {k: ppl.result[k] * growth[spec.label] for k in ("ppl", "ci_low", "ci_high")}
+        store.put("perplexity", {**ppl.config, "model": spec.recipe}, {**ppl.result, **scaled})
+        shift = points[spec.label] / 100
+        tasks = {t: {**v, "value": v["value"] + shift} for t, v in acc.result["tasks"].items()}
+        moved = {**acc.result, "tasks": tasks, "mean": acc.result["mean"] + shift}
+        store.put("zeroshot", {**acc.config, "model": spec.recipe}, moved)
+    verdict = claims.nonuniform_matters_most(Evidence(store))
+    assert verdict.verdict == expected
+    assert f"uniform ratios {uniform:+.2f} points" in verdict.sentence
+    assert verdict.numbers["mean change uniform ratios"] == pytest.approx(-uniform)
