@@ -66,18 +66,13 @@ bench: setup
 	$(PY) benchmarks/eval_speed.py
 	$(PY) benchmarks/prune_cost.py
 
-# Every record behind Tables 1-9, measured where the store lacks it: each benchmark skips the
-# cells that have a record, so an interrupted run resumes; not part of `make test`. How long a
-# recompute from an empty store takes here, from the records' own times, is on the cost page
-# (notebooks/results/cost.ipynb, "Recomputing the book"); ablations.py, flap_harness.py and
-# other_models.py take --part 1/2 and 2/2 for two processes.
+# Every record behind Tables 1-9, measured where the store lacks it: the table scripts in two
+# processes of one thread each (--part 1/2 and 2/2), then Table 3's latency alone, then the
+# table records; an interrupted run resumes. Not part of `make test`. The cost page
+# (notebooks/results/cost.ipynb, "Recomputing the book") gives the time a timed recompute from
+# an empty store took (benchmarks/recompute_book.py --summary).
 results: setup
-	$(PY) benchmarks/table1.py
-	$(PY) benchmarks/flap_harness.py
-	$(PY) benchmarks/ablations.py
-	$(PY) benchmarks/other_models.py
-	$(PY) benchmarks/other_models.py --model smollm2-135m --methods slimllm
-	OMP_WAIT_POLICY=PASSIVE $(PY) benchmarks/latency.py --preset table3
+	$(PY) benchmarks/recompute_book.py
 
 clean:
 	rm -rf _build

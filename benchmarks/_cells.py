@@ -24,7 +24,7 @@ from slimllm.experiments.runners import (
     run_zeroshot,
     zeroshot_config,
 )
-from slimllm.experiments.store import Store
+from slimllm.experiments.store import Store, config_key
 from slimllm.measure.lm_eval_tasks import SEVEN_TASKS
 from slimllm.measure.zeroshot import DEFAULT_BATCH_SIZE
 
@@ -113,10 +113,11 @@ def parse_part(parser: argparse.ArgumentParser, text: str) -> tuple[int, int]:
     return k, n
 
 
-def in_part(recipe_key: str, k: int, n: int) -> bool:
-    """Whether the model of this recipe key is share K's of N: by the key, not by position,
-    so processes started at different times split alike whatever is stored already."""
-    return int(recipe_key, 16) % n == k - 1
+def in_part(recipe: dict[str, Any], k: int, n: int) -> bool:
+    """Whether a row's recipe is share K's of N: by the key of the pruned model it starts from,
+    not by position, so processes started at different times split alike whatever is stored
+    already, and a tuned row goes with its untuned row (its pruning runs in one process)."""
+    return int(config_key("recipe", recipes.untuned(recipe)), 16) % n == k - 1
 
 
 def measure(

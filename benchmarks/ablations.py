@@ -226,7 +226,7 @@ def main() -> None:
     every = cells_of(args.model, tables, seeds)
     only = only_labels(parser, args.only, [c.label for c in every])
     chosen = [c for c in every if c.variant.ratio in ratios and (not only or c.label in only)]
-    groups = [g for key, g in unique(chosen).items() if in_part(key, k, n)]
+    groups = [g for g in unique(chosen).values() if in_part(g[0].recipe, k, n)]
     store = Store.book()
     if args.dry_run:
         for group in groups:

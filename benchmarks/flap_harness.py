@@ -35,7 +35,7 @@ from _cells import (
 )
 
 from slimllm.experiments import tables
-from slimllm.experiments.store import Store, config_key
+from slimllm.experiments.store import Store
 
 
 def main() -> None:
@@ -55,7 +55,7 @@ def main() -> None:
     chosen = {
         label: recipe
         for label, recipe in rows.items()
-        if (not only or label in only) and in_part(config_key("recipe", recipe), k, n)
+        if (not only or label in only) and in_part(recipe, k, n)
     }
     store = Store.book()
     settings = {"device": args.device, "batch_size": args.batch_size, "progress": False}

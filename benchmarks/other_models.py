@@ -45,7 +45,7 @@ from _cells import (
 )
 
 from slimllm.experiments import recipes
-from slimllm.experiments.store import Record, Store, config_key
+from slimllm.experiments.store import Record, Store
 from slimllm.peers.registry import method_config
 from slimllm.tuning.lora import preset
 
@@ -143,11 +143,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     rows = table_rows(args.model, methods)
     only = only_labels(parser, args.only, [r.label for r in rows])
-    chosen = [
-        r
-        for r in rows
-        if (not only or r.label in only) and in_part(config_key("recipe", r.recipe), k, n)
-    ]
+    chosen = [r for r in rows if (not only or r.label in only) and in_part(r.recipe, k, n)]
     store = Store.book()
     if args.dry_run:
         for row in chosen:

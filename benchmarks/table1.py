@@ -8,8 +8,9 @@ at 50 % with calibration seeds 43 and 44 besides the default 42. Everything is m
 bfloat16, fixed rather than `auto` so that records made on different machines are one table
 (on SmolLM2 it moves perplexity by under 0.2 %, see the README).
 
-An interrupted run resumes from its records; `--only` splits the work between processes
-(give each OMP_NUM_THREADS=1 on a 2-core machine), `--dry-run` lists the cells and which have
+An interrupted run resumes from its records; `--only` picks rows and `--part K/N` the K-th of
+N disjoint shares of them, to split the work between processes (give each `--threads 1` on a
+2-core machine), `--dry-run` lists the cells and which have
 records, and `--assemble` measures nothing and writes the "table1" record from whatever is
 stored, with the cells still missing listed. The cells' helpers are benchmarks/_cells.py.
 
@@ -19,29 +20,29 @@ stored, with the cells still missing listed. The cells' helpers are benchmarks/_
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from _cells import (
     DTYPE,
-    LIMIT,
     SEEDS,
     TUNE_PRESET,
     Clock,
     achieved,
     cell_configs,
+    cell_parser,
     entries,
+    in_part,
     measure,
     measure_groups,
     only_labels,
+    parse_part,
     status,
 )
 
 from slimllm.experiments import recipes, tables
 from slimllm.experiments.store import Store
-from slimllm.measure.zeroshot import DEFAULT_BATCH_SIZE
 from slimllm.peers.registry import METHODS, method_config
 from slimllm.tuning.lora import preset
 
@@ -105,39 +106,27 @@ def assemble(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", default="smollm2-135m")
+    parser = cell_parser(__doc__, "smollm2-135m")
     parser.add_argument(
         "--methods", default=",".join(tables.TABLE1_METHODS), help="comma-separated"
     )
     # lorap-ffn: the peer closest to SlimLLM at 50 % (WikiText-2 497.7 against 484.5; the next,
     # LLM-Pruner, is at 1280), so the one whose order seed noise could change.
     parser.add_argument("--seeds-method", default="lorap-ffn", help="the peer run with three seeds")
-    parser.add_argument("--max-windows", type=int, default=None, help="default: full sets")
-    parser.add_argument("--limit", type=int, default=LIMIT, help="zero-shot items per task")
-    parser.add_argument("--measure", default="ppl,zeroshot", help="ppl, zeroshot or both")
-    parser.add_argument(
-        "--only", default="", help="comma-separated row labels (e.g. 'flap 50%%') to measure"
-    )
-    parser.add_argument("--assemble", action="store_true", help="measure nothing, write the table")
-    parser.add_argument(
-        "--dry-run", action="store_true", help="list the cells (+: has a record), write nothing"
-    )
     parser.add_argument("--markdown", action="store_true", help="print the table and sentences")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     args = parser.parse_args()
     methods = [m.strip() for m in args.methods.split(",")]
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         parser.error(f"--methods: unknown {unknown}; choose from {', '.join(METHODS)}")
     what = measure_groups(parser, args.measure)
+    k, n = parse_part(parser, args.part)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     rows = table_rows(args.model, methods, args.seeds_method)
     only = only_labels(parser, args.only, [r.label for r in rows])
     store = Store.book()
-    chosen = [r for r in rows if not only or r.label in only]
+    chosen = [r for r in rows if (not only or r.label in only) and in_part(r.recipe, k, n)]
     if args.dry_run:
         for row in chosen:
             configs = cell_configs(row.recipe, args.max_windows, args.limit)

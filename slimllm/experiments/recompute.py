@@ -8,16 +8,19 @@ None where no record exists yet; a missing cell is estimated at the median time 
 the same model and measure that were measured, plus one pruning run (the model's median prune
 record) for a pruned recipe none of whose cells exists. A cell of a model with no measured cell
 of that measure is counted, not estimated.
+
+A timed recompute into an empty store (`benchmarks/recompute_book.py --summary`) is compared
+with the book's records by `agreement`: the same configurations, measured again from scratch.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from slimllm.experiments.store import Record, Store, config_key
+from slimllm.experiments.store import Record, Store, config_key, differences
 
 #: The records whose rows name every cell of a Results table, measured or not.
 TABLE_KINDS = ("table1", "ablation_table", "other_models_table")
@@ -162,4 +165,56 @@ def missing_cells(store: Store) -> Missing:
             if model in out.prunes and rec.seconds is not None:
                 prune_times.setdefault(model, []).append(rec.seconds)
     out.prune_seconds = {m: statistics.median(v) for m, v in prune_times.items()}
+    return out
+
+
+@dataclass
+class Agreement:
+    """How a recomputed store's numbers compare with the reference store's records of the same
+    configuration (records of one store only are not compared)."""
+
+    #: Perplexities compared, and those inside the reference record's bootstrap interval.
+    perplexity: int = 0
+    ppl_inside: int = 0
+    #: The largest |new / reference - 1| over the compared perplexities.
+    ppl_worst: float = 0.0
+    #: Zero-shot records compared, those with every task's accuracy equal, and the largest
+    #: difference of the mean accuracy in points.
+    zeroshot: int = 0
+    zeroshot_equal: int = 0
+    zeroshot_worst: float = 0.0
+    #: Pruning records compared, and those equal in every number (the kept structure, the
+    #: parameter counts; times and versions aside).
+    prune: int = 0
+    prune_equal: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def agreement(reference: Store, new: Store) -> Agreement:
+    """Compare every perplexity, zero-shot and pruning record of `new` with the record of the
+    same configuration (the same key) in `reference`."""
+    out = Agreement()
+    for kind in ("perplexity", "zeroshot", "prune"):
+        if not (new.root / kind).is_dir():
+            continue
+        for rec in new.records(kind):
+            old = reference.get(kind, rec.config)
+            if old is None:
+                continue
+            a, b = old.result, rec.result
+            if kind == "perplexity":
+                out.perplexity += 1
+                out.ppl_inside += a["ci_low"] <= b["ppl"] <= a["ci_high"]
+                out.ppl_worst = max(out.ppl_worst, abs(b["ppl"] / a["ppl"] - 1))
+            elif kind == "zeroshot":
+                out.zeroshot += 1
+                out.zeroshot_equal += all(
+                    b["tasks"][t]["value"] == a["tasks"][t]["value"] for t in a["tasks"]
+                )
+                out.zeroshot_worst = max(out.zeroshot_worst, 100 * abs(b["mean"] - a["mean"]))
+            else:
+                out.prune += 1
+                out.prune_equal += not differences(a, b)
     return out

@@ -1,0 +1,100 @@
+"""benchmarks/recompute_book.py: the lanes' commands, a failure stopping every lane, and the
+agreement of a recomputed store with the reference records."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from slimllm.experiments.recompute import agreement
+from slimllm.experiments.store import Store
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "recompute_book.py"
+
+
+@pytest.fixture(scope="module")
+def book() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("recompute_book", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_lane_runs_every_table_script_on_its_own_share(book: ModuleType) -> None:
+    steps = book.plan(3)
+    assert list(steps) == ["lane 1", "lane 2", "lane 3", "alone", "assemble"]
+    for k in (1, 2, 3):
+        commands = steps[f"lane {k}"]
+        assert len(commands) == len(book.LANE_SCRIPTS)
+        for cmd in commands:
+            assert cmd[-4:] == ["--part", f"{k}/3", "--threads", "1"]
+    assert all("--part" not in c for c in steps["alone"] + steps["assemble"])
+    assert all(c[-1] == "--assemble" for c in steps["assemble"])
+    # flap_harness writes no table record: it has nothing to assemble.
+    assert not any(c[1].endswith("flap_harness.py") for c in steps["assemble"])
+
+
+def py(code: str) -> list[str]:
+    return [sys.executable, "-c", code]
+
+
+def test_a_failure_stops_the_other_lanes(book: ModuleType, tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    runner = book.Runner({}, io.StringIO())
+    start = time.monotonic()
+    runner.lanes(
+        {
+            "lane 1": [py("print('one'); raise SystemExit(3)")],
+            "lane 2": [py("import time; time.sleep(60)"), py(f"open({str(marker)!r}, 'w')")],
+        }
+    )
+    assert time.monotonic() - start < 30  # lane 2's sleeper was stopped, not waited for
+    assert runner.failed is not None and "exited with 3" in runner.failed
+    assert not marker.exists()  # and lane 2's next command never started
+    assert "[lane 1] one" in runner.log.getvalue()
+
+
+def ppl(value: float, low: float, high: float) -> dict[str, Any]:
+    return {"ppl": value, "ci_low": low, "ci_high": high, "seconds": 1.0}
+
+
+def zs(values: dict[str, float]) -> dict[str, Any]:
+    tasks = {t: {"value": v} for t, v in values.items()}
+    return {"tasks": tasks, "mean": sum(values.values()) / len(values)}
+
+
+def test_agreement_compares_records_of_the_same_configuration(tmp_path: Path) -> None:
+    ref, new = Store(tmp_path / "ref"), Store(tmp_path / "new")
+    ref.put("perplexity", {"n": 1}, ppl(10.0, 9.0, 11.0))
+    ref.put("perplexity", {"n": 2}, ppl(20.0, 19.0, 21.0))
+    new.put("perplexity", {"n": 1}, ppl(10.5, 9.5, 11.5))  # inside
+    new.put("perplexity", {"n": 2}, ppl(22.0, 21.0, 23.0))  # outside: +10 %
+    new.put("perplexity", {"n": 3}, ppl(1.0, 0.5, 1.5))  # no reference: not compared
+    ref.put("zeroshot", {"z": 1}, zs({"a": 0.5, "b": 0.6}))
+    new.put("zeroshot", {"z": 1}, zs({"a": 0.5, "b": 0.62}))
+    ref.put("prune", {"p": 1}, {"achieved": 0.2, "layers": [1, 2], "seconds": 5.0})
+    new.put("prune", {"p": 1}, {"achieved": 0.2, "layers": [1, 2], "seconds": 7.0})
+    ref.put("prune", {"p": 2}, {"achieved": 0.5, "layers": [1, 2]})
+    new.put("prune", {"p": 2}, {"achieved": 0.5, "layers": [1, 3]})
+    found = agreement(ref, new)
+    assert (found.perplexity, found.ppl_inside) == (2, 1)
+    assert found.ppl_worst == pytest.approx(0.1)
+    assert (found.zeroshot, found.zeroshot_equal) == (1, 0)
+    assert found.zeroshot_worst == pytest.approx(1.0)  # (0.62 - 0.60) / 2 tasks, in points
+    assert (found.prune, found.prune_equal) == (2, 1)  # the time alone may differ
+
+
+def test_an_identical_store_agrees_everywhere(tmp_path: Path) -> None:
+    ref = Store(tmp_path)
+    ref.put("perplexity", {"n": 1}, ppl(10.0, 9.0, 11.0))
+    ref.put("zeroshot", {"z": 1}, zs({"a": 0.5}))
+    found = agreement(ref, ref)
+    assert (found.ppl_inside, found.zeroshot_equal, found.ppl_worst) == (1, 1, 0.0)
