@@ -1364,6 +1364,54 @@ def recompute_lines(results_dir: str | None = None) -> Markdown:
     return Markdown(". ".join(parts) + ".")
 
 
+TIMED_RECOMPUTE_COMMAND = (
+    "python benchmarks/recompute_book.py --store DIR --cache-dir DIR --summary"
+)
+
+
+def recompute_run_lines(results_dir: str | None = None) -> Markdown:
+    """The newest timed recompute from an empty store (a "recompute_run" record): its wall
+    time against the one-night target, how busy the cores were, and how its numbers agree with
+    the book's records of the same configuration."""
+    runs = [r for r in Store.book(results_dir).find("recompute_run") if r.result["empty_at_start"]]
+    if not runs:
+        return Markdown(
+            f"No timed recompute from an empty store is recorded yet (`{TIMED_RECOMPUTE_COMMAND}`"
+            " measures every record again into an empty folder and writes one)."
+        )
+    run = max(runs, key=lambda r: r.environment.get("measured_at", ""))
+    res, cfg = run.result, run.config
+    hours = res["wall_seconds"] / 3600
+    verdict = "within" if hours <= RECOMPUTE_TARGET_HOURS else "beyond"
+    phases = res["phase_seconds"]
+    made = sum(res["records_made"].values())
+    load = res["load"]
+    busy = (
+        f"the 1-minute load average, sampled {load['samples']} times, averaged {load['mean']:.1f}"
+        f" (at most {load['max']:.1f}) against {cfg['lanes']} lanes"
+        + (": other work shared the cores part of the time" if load["mean"] > cfg["lanes"] else "")
+        if load
+        else "the load was not sampled"
+    )
+    agree = res["agreement"]
+    cpu = (run.environment.get("cpu") or {}).get("model", "an unrecorded CPU")
+    parts = [
+        f"A recompute from an empty store (record `{run.key}`, commit `{cfg['commit'][:8]}`, "
+        f"{cpu}, {cfg['lanes']} lanes of one thread) took **{hours:.1f} h** of wall clock: "
+        f"{verdict} the one-night target of {RECOMPUTE_TARGET_HOURS:.0f} h. The lanes took "
+        f"{phases['lanes'] / 3600:.1f} h, Table 3's latency alone "
+        f"{phases['alone'] / 60:.0f} min and writing the tables {phases['assemble'] / 60:.0f} min; "
+        f"{busy}. It made {made} records",
+        f"Measured again from scratch, {agree['ppl_inside']} of {agree['perplexity']} "
+        "perplexities fall inside the book's record's bootstrap interval (the largest change "
+        f"{100 * agree['ppl_worst']:.2f} %), {agree['zeroshot_equal']} of {agree['zeroshot']} "
+        "zero-shot records give every task the same accuracy (the mean moves by at most "
+        f"{agree['zeroshot_worst']:.2f} points) and {agree['prune_equal']} of {agree['prune']} "
+        "pruning runs keep the same structure and parameter counts",
+    ]
+    return Markdown(". ".join(parts) + ".")
+
+
 def paper_gpu_frame(results_dir: str | None = None) -> pd.DataFrame:
     """What the `paper` preset needs on one GPU (`slimllm.book.budget`: estimated from
     LLaMA-7B's config, no weights read): the stage notebooks, and Tables 1 and 4-7's cells."""

@@ -280,3 +280,46 @@ def test_a_new_code_with_the_same_choices_and_a_fast_run(tmp_path: Path) -> None
     line = results.prune_speed_lines(str(tmp_path)).data
     assert f"the same heads and channels as {OLD[:8]}, weights that differ in rounding" in line
     assert "9.0 s wall, under the 10 s target" in line
+
+
+def put_recompute(store: Store, hours: float, empty: bool, load: float, when: str) -> str:
+    result = {
+        "wall_seconds": hours * 3600,
+        "phase_seconds": {"lanes": hours * 3600 - 900, "alone": 600.0, "assemble": 300.0},
+        "empty_at_start": empty,
+        "records_before": {} if empty else {"perplexity": 3},
+        "records_made": {"perplexity": 150, "zeroshot": 40},
+        "load": {"samples": 400, "mean": load, "max": load + 1},
+        "agreement": {
+            "perplexity": 150,
+            "ppl_inside": 149,
+            "ppl_worst": 0.012,
+            "zeroshot": 40,
+            "zeroshot_equal": 38,
+            "zeroshot_worst": 0.25,
+            "prune": 90,
+            "prune_equal": 90,
+        },
+    }
+    config = {"commit": f"{hours:.0f}" * 40, "lanes": 2, "steps": {}}
+    env = {"cpu": {"model": "Test CPU"}, "measured_at": when}
+    return store.put("recompute_run", config, result, seconds=hours * 3600, env=env).key
+
+
+def test_a_timed_recompute_is_read_from_its_record(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    assert "No timed recompute" in results.recompute_run_lines(str(tmp_path)).data
+    # A run into a store that already held records is not a recompute from scratch.
+    put_recompute(store, 1.0, False, 2.0, "2026-01-03T00:00:00+00:00")
+    assert "No timed recompute" in results.recompute_run_lines(str(tmp_path)).data
+    key = put_recompute(store, 7.5, True, 2.0, "2026-01-01T00:00:00+00:00")
+    text = results.recompute_run_lines(str(tmp_path)).data
+    assert key in text and "**7.5 h**" in text and "within the one-night target" in text
+    assert "149 of 150 perplexities" in text and "1.20 %" in text and "38 of 40" in text
+    assert "90 of 90 pruning runs" in text and "Test CPU" in text
+    assert "shared the cores" not in text
+    # A newer, slower and busier run replaces it on the page, and the words follow.
+    put_recompute(store, 9.0, True, 2.6, "2026-01-02T00:00:00+00:00")
+    text = results.recompute_run_lines(str(tmp_path)).data
+    assert "**9.0 h**" in text and "beyond the one-night target" in text
+    assert "shared the cores" in text
