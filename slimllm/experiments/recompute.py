@@ -128,6 +128,51 @@ def table_cells(result: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from row.get("seeds", [row])
 
 
+@dataclass
+class TableTime:
+    """What the table records' measured cells took (each cell once, however many tables show
+    it), and the pruning of their models: the work `make results` redoes from an empty store."""
+
+    cells: int = 0
+    cell_hours: float = 0.0
+    prunes: int = 0
+    prune_hours: float = 0.0
+
+    @property
+    def hours(self) -> float:
+        return self.cell_hours + self.prune_hours
+
+
+def table_time(store: Store) -> TableTime:
+    """The recorded seconds of every measured cell of the table records, and of the pruning
+    record of each pruned model they show (a tuned row's model is its untuned recipe's)."""
+    out = TableTime()
+    seen: set[tuple[str, str]] = set()
+    pruned: set[str] = set()
+    for kind in TABLE_KINDS:
+        for rec in store.records(kind) if (store.root / kind).is_dir() else []:
+            for cell in table_cells(rec.result):
+                recipe = cell["recipe"]
+                key = config_key("recipe", recipe)
+                for name in MEASURES:
+                    found = cell.get(name)
+                    if found is None or (key, name) in seen or found.get("seconds") is None:
+                        continue
+                    seen.add((key, name))
+                    out.cells += 1
+                    out.cell_hours += found["seconds"] / 3600
+                untuned = {k: v for k, v in recipe.items() if k != "tune"}
+                prune_key = config_key("recipe", untuned)
+                if "prune" not in recipe or prune_key in pruned:
+                    continue
+                found_prune = store.get("prune", {"model": untuned})
+                if found_prune is not None and found_prune.seconds is not None:
+                    pruned.add(prune_key)
+                    out.prunes += 1
+                    out.prune_hours += found_prune.seconds / 3600
+    return out
+
+
 def missing_cells(store: Store) -> Missing:
     """The cells the table records lack, once each (a recipe shared by two tables counts once),
     with the median times of measured cells to estimate them."""

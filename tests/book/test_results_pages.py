@@ -83,9 +83,21 @@ def test_page_helpers_run_on_an_empty_store(tmp_path: Path) -> None:
 def test_recompute_lines_follow_the_records(tmp_path: Path, hours: float, verdict: str) -> None:
     store = Store(tmp_path)
     env = {"cpu": {"model": "Test CPU"}, "torch_threads": 1}
-    store.put("perplexity", {"n": 1}, {"ppl": 1.0}, seconds=hours * 3600, env=env)
+    recipe = {"base": "m", "prune": {"method": "slimllm", "ratio": 0.5}}
+    # A table cell and its model's pruning: what `make results` redoes.
+    store.put("prune", {"model": recipe}, {"achieved": 0.5}, seconds=360.0, env=env)
+    cell = {"ppl": 1.0, "ci": [0.9, 1.1], "record": "0" * 16, "seconds": hours * 3600}
+    tuned = {**recipe, "tune": {"steps": 4}}  # its pruning is the untuned recipe's, counted once
+    quick = {**cell, "seconds": 36.0}
+    rows = [{"recipe": recipe, "wikitext2": cell}, {"recipe": tuned, "wikitext2": quick}]
+    store.put("table1", {"t": 1}, {"rows": rows, "missing": []}, env=env)
+    # A record no table shows (a stage notebook's, say) counts in the sum, not in the verdict.
+    store.put("perplexity", {"n": 1}, {"ppl": 1.0}, seconds=30 * 3600, env=env)
     text = results.recompute_lines(str(tmp_path)).data
-    assert f"**{hours:.1f} h** of measurement" in text
+    assert "**30.1 h** of measurement" in text
+    assert "the 2 cells the Results tables show" in text
+    assert f"took **{hours + 0.01:.1f} h** and the 1 pruning runs of their models 0.1 h" in text
+    assert f"about **{hours + 0.1:.1f} h** of process time" in text
     assert f"{verdict} the one-night target" in text
     assert "100% of these hours on one thread" in text
 

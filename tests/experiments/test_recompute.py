@@ -97,3 +97,12 @@ def test_measured_hours_split_cpu_from_gpu(store: Store) -> None:
         {"Test GPU"},
     )
     assert spent.records == 6  # the untimed table records count, without hours
+
+
+def test_table_time_counts_each_shown_cell_and_pruning_once(store: Store) -> None:
+    found = recompute.table_time(store)
+    # Cells: dense WikiText-2 (100 s) and PTB (20 s), 20 % WikiText-2 (300 s); pruning: 20 %
+    # (30 s) and 50 % (50 s, shown by both tables, counted once); 50 % seed 43 has no record.
+    assert (found.cells, found.prunes) == (3, 2)
+    assert found.cell_hours == pytest.approx(420 / 3600)
+    assert found.hours == pytest.approx(500 / 3600)
