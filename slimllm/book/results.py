@@ -1414,8 +1414,9 @@ def recompute_run_lines(results_dir: str | None = None) -> Markdown:
         "perplexities fall inside the book's record's bootstrap interval (the largest change "
         f"{100 * agree['ppl_worst']:.2f} %), {agree['zeroshot_equal']} of {agree['zeroshot']} "
         "zero-shot records give every task the same accuracy (the mean moves by at most "
-        f"{agree['zeroshot_worst']:.2f} points) and {agree['prune_equal']} of {agree['prune']} "
-        "pruning runs keep the same structure and parameter counts",
+        f"{agree['zeroshot_worst']:.2f} points), and {agree['prune_same_structure']} of "
+        f"{agree['prune']} pruning runs keep the same heads, channel counts and parameter count "
+        f"({agree['prune_equal']} equal in every recorded number)",
     ]
     return Markdown(". ".join(parts) + ".")
 

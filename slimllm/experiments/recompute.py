@@ -228,9 +228,11 @@ class Agreement:
     zeroshot: int = 0
     zeroshot_equal: int = 0
     zeroshot_worst: float = 0.0
-    #: Pruning records compared, and those equal in every number (the kept structure, the
-    #: parameter counts; times and versions aside).
+    #: Pruning records compared, those that keep the same structure (every layer's kept heads
+    #: and channel count, the parameter count), and those equal in every number (times and
+    #: versions aside; a regression coefficient off in the ninth digit counts as a difference).
     prune: int = 0
+    prune_same_structure: int = 0
     prune_equal: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -261,5 +263,16 @@ def agreement(reference: Store, new: Store) -> Agreement:
                 out.zeroshot_worst = max(out.zeroshot_worst, 100 * abs(b["mean"] - a["mean"]))
             else:
                 out.prune += 1
+                out.prune_same_structure += structure(a) == structure(b)
                 out.prune_equal += not differences(a, b)
     return out
+
+
+#: What a pruning record's layer says about the pruned model's shape.
+STRUCTURE = ("attention_mode", "heads_kept", "channels_kept")
+
+
+def structure(prune_result: dict[str, Any]) -> tuple[Any, ...]:
+    """The parameter count and every layer's kept heads and channel count of a pruning record."""
+    layers = [tuple(layer.get(k) for k in STRUCTURE) for layer in prune_result.get("layers", [])]
+    return prune_result.get("params_after"), tuple(layers)

@@ -298,7 +298,8 @@ def put_recompute(store: Store, hours: float, empty: bool, load: float, when: st
             "zeroshot_equal": 38,
             "zeroshot_worst": 0.25,
             "prune": 90,
-            "prune_equal": 90,
+            "prune_same_structure": 90,
+            "prune_equal": 12,
         },
     }
     config = {"commit": f"{hours:.0f}" * 40, "lanes": 2, "steps": {}}
@@ -316,7 +317,8 @@ def test_a_timed_recompute_is_read_from_its_record(tmp_path: Path) -> None:
     text = results.recompute_run_lines(str(tmp_path)).data
     assert key in text and "**7.5 h**" in text and "within the one-night target" in text
     assert "149 of 150 perplexities" in text and "1.20 %" in text and "38 of 40" in text
-    assert "90 of 90 pruning runs" in text and "Test CPU" in text
+    assert "90 of 90 pruning runs keep the same heads" in text and "(12 equal" in text
+    assert "Test CPU" in text
     assert "shared the cores" not in text
     # A newer, slower and busier run replaces it on the page, and the words follow.
     put_recompute(store, 9.0, True, 2.6, "2026-01-02T00:00:00+00:00")

@@ -71,6 +71,12 @@ def zs(values: dict[str, float]) -> dict[str, Any]:
     return {"tasks": tasks, "mean": sum(values.values()) / len(values)}
 
 
+def prune(heads: list[int], params: int, a_mean: float, seconds: float = 1.0) -> dict[str, Any]:
+    layer = {"attention_mode": "heads", "channels_kept": 8, "attn_a_mean": a_mean}
+    layers = [{**layer, "heads_kept": [0, h]} for h in heads]
+    return {"params_after": params, "layers": layers, "seconds": seconds}
+
+
 def test_agreement_compares_records_of_the_same_configuration(tmp_path: Path) -> None:
     ref, new = Store(tmp_path / "ref"), Store(tmp_path / "new")
     ref.put("perplexity", {"n": 1}, ppl(10.0, 9.0, 11.0))
@@ -80,16 +86,18 @@ def test_agreement_compares_records_of_the_same_configuration(tmp_path: Path) ->
     new.put("perplexity", {"n": 3}, ppl(1.0, 0.5, 1.5))  # no reference: not compared
     ref.put("zeroshot", {"z": 1}, zs({"a": 0.5, "b": 0.6}))
     new.put("zeroshot", {"z": 1}, zs({"a": 0.5, "b": 0.62}))
-    ref.put("prune", {"p": 1}, {"achieved": 0.2, "layers": [1, 2], "seconds": 5.0})
-    new.put("prune", {"p": 1}, {"achieved": 0.2, "layers": [1, 2], "seconds": 7.0})
-    ref.put("prune", {"p": 2}, {"achieved": 0.5, "layers": [1, 2]})
-    new.put("prune", {"p": 2}, {"achieved": 0.5, "layers": [1, 3]})
+    ref.put("prune", {"p": 1}, prune([3, 4], 100, 1.0, 5.0))
+    new.put("prune", {"p": 1}, prune([3, 4], 100, 1.0, 7.0))  # the time alone differs
+    ref.put("prune", {"p": 2}, prune([3, 4], 100, 1.0))
+    new.put("prune", {"p": 2}, prune([3, 4], 100, 1.0 + 1e-9))  # same shape, other numbers
+    ref.put("prune", {"p": 3}, prune([3, 4], 100, 1.0))
+    new.put("prune", {"p": 3}, prune([3, 5], 100, 1.0))  # another layer kept other heads
     found = agreement(ref, new)
     assert (found.perplexity, found.ppl_inside) == (2, 1)
     assert found.ppl_worst == pytest.approx(0.1)
     assert (found.zeroshot, found.zeroshot_equal) == (1, 0)
     assert found.zeroshot_worst == pytest.approx(1.0)  # (0.62 - 0.60) / 2 tasks, in points
-    assert (found.prune, found.prune_equal) == (2, 1)  # the time alone may differ
+    assert (found.prune, found.prune_same_structure, found.prune_equal) == (3, 2, 1)
 
 
 def test_an_identical_store_agrees_everywhere(tmp_path: Path) -> None:
