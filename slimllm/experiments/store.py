@@ -209,16 +209,17 @@ class Store:
         """Write a record atomically and return it.
 
         A record of the same configuration already stored is kept when its numbers equal the
-        new ones (volatile fields aside); when they differ, a protected store refuses to
+        new ones (volatile fields aside), even with `replace`, so that re-running a finished
+        benchmark leaves the store as it was; when they differ, a protected store refuses to
         replace it unless `replace`.
         """
         target = self.path(kind, config)
-        if target.is_file() and not replace:
+        if target.is_file():
             old = self.read(target)
             changed = differences(old.result, normalise(result))
             if not changed:
                 return old
-            if self.protect:
+            if self.protect and not replace:
                 raise StoreError(
                     f"{target} holds other numbers for the same configuration "
                     f"({'; '.join(changed)}); pass replace=True (command line: --replace) to "

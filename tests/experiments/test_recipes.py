@@ -9,9 +9,11 @@ import pytest
 from safetensors.torch import load_file, save_file
 
 from slimllm.experiments import recipes
+from slimllm.experiments.store import Store
 from slimllm.method.config import PruneConfig
 from slimllm.models.io import save_pruned, weights_digest
 from slimllm.models.loaders import load_model
+from tests.helpers import write_novels
 
 
 def test_recipes_spell_out_every_option() -> None:
@@ -59,3 +61,22 @@ def test_a_plain_checkpoint_folder_is_keyed_by_its_weights(tmp_path: Path) -> No
         "base": str((tmp_path / "plain").resolve()),
         "weights_sha256": weights_digest(tmp_path / "plain"),
     }
+
+
+def test_rebuilding_a_recipe_keeps_its_first_pruning_record(tmp_path: Path) -> None:
+    """An emptied cache prunes a recipe again; the protected store's record of the first
+    pruning stays, even where the new run's float32 statistics differ in a late digit."""
+    data = write_novels(tmp_path / "data", "the cat sat on the mat. " * 400)
+    config = PruneConfig(ratio=0.3, calib_samples=4, calib_seq_len=16)
+    recipe = recipes.pruned(config, base="tiny-gqa")
+    store = Store(tmp_path / "results", protect=True)
+    recipes.make(recipe, data_dir=data, store=store)
+    first = store.get("prune", {"model": recipe})
+    assert first is not None
+    # Stand in for a rebuild whose statistics moved: the stored record holds other numbers.
+    edited = {**first.result, "alpha": first.result["alpha"] + 1e-9}
+    store.put("prune", {"model": recipe}, edited, replace=True)
+    assert first.path is not None
+    before = first.path.read_bytes()
+    recipes.make(recipe, data_dir=data, store=store)  # no StoreError
+    assert first.path.read_bytes() == before

@@ -99,6 +99,9 @@ def test_a_protected_store_refuses_other_numbers_and_shows_them(tmp_path: Path) 
     before = first.path.read_bytes()
     # The same number measured again (another wall time) keeps the record as it was.
     assert store.put("perplexity", config, {"ppl": 237.58, "seconds": 275.0}).loaded
+    # So does `replace` (a finished benchmark run again leaves its records and git alone).
+    assert store.put("perplexity", config, {"ppl": 237.58}, replace=True).loaded
+    assert first.path.read_bytes() == before
     with pytest.raises(StoreError, match=r"ppl: 237\.58 -> 233\.83.*--replace"):
         store.put("perplexity", config, {"ppl": 233.83, "seconds": 70.0})
     assert first.path.read_bytes() == before
