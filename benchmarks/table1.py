@@ -10,9 +10,9 @@ bfloat16, fixed rather than `auto` so that records made on different machines ar
 
 An interrupted run resumes from its records; `--only` picks rows and `--part K/N` the K-th of
 N disjoint shares of them, to split the work between processes (give each `--threads 1` on a
-2-core machine), `--dry-run` lists the cells and which have
-records, and `--assemble` measures nothing and writes the "table1" record from whatever is
-stored, with the cells still missing listed. The cells' helpers are benchmarks/_cells.py.
+2-core machine; `make results` does), `--dry-run` lists the cells and which have records, and
+`--assemble` measures nothing and writes the "table1" record from whatever is stored, with the
+cells still missing listed. The cells' helpers are benchmarks/_cells.py.
 
     python benchmarks/table1.py --only "slimllm 20%" --measure ppl   # one model's perplexity
     python benchmarks/table1.py --assemble --markdown                # the table from records
