@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from slimllm.experiments import recipes
 from slimllm.experiments.store import Record, Store, config_key, differences
 
 #: The records whose rows name every cell of a Results table, measured or not.
@@ -161,7 +162,7 @@ def table_time(store: Store) -> TableTime:
                     seen.add((key, name))
                     out.cells += 1
                     out.cell_hours += found["seconds"] / 3600
-                untuned = {k: v for k, v in recipe.items() if k != "tune"}
+                untuned = recipes.untuned(recipe)
                 prune_key = config_key("recipe", untuned)
                 if "prune" not in recipe or prune_key in pruned:
                     continue
