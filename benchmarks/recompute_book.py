@@ -15,6 +15,10 @@ them is set-up, not recompute), and `--summary` writes a "recompute_run" record 
 store: the wall time of each phase, the load average sampled each minute (above the number of
 lanes, something else shared the cores), the records produced by kind, and how the new numbers
 agree with the book's records of the same configuration (`slimllm.experiments.recompute`).
+A machine session can end before the run does: the same command resumes it, and the run's wall
+time is the sum of its segments, kept in `DIR/recompute_segments.json` and rewritten each minute
+(a killed segment keeps its time up to its last minute; the cells it had in flight are measured
+again by the next one).
 
     python benchmarks/recompute_book.py --dry-run       # the commands, lane by lane
     python benchmarks/recompute_book.py                 # what results/ lacks (make results)
@@ -24,12 +28,14 @@ agree with the book's records of the same configuration (`slimllm.experiments.re
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -128,24 +134,107 @@ class Runner:
             t.join()
 
 
-class LoadSampler(threading.Thread):
-    """The 1-minute load average every `every` seconds until stopped."""
+class Segments:
+    """The segments of one timed run, kept in `path` (None: kept in memory only).
 
-    def __init__(self, every: float = LOAD_EVERY_S) -> None:
+    Each run of the command is a segment: when it started, its wall seconds, the seconds of each
+    phase, the commit and its load samples. `beat` brings the current segment up to date and
+    rewrites the file whole, so a process killed between beats loses at most the last minute.
+    A finished run's file is not resumed: the next command starts a new one.
+    """
+
+    FILE = "recompute_segments.json"
+
+    def __init__(self, path: Path | None, before: dict[str, int], commit: str) -> None:
+        self.path = path
+        past = json.loads(path.read_text()) if path is not None and path.exists() else []
+        self.past: list[dict[str, Any]] = [] if past and past[-1]["finished"] else past
+        self.lock = threading.Lock()
+        self.t0 = self.phase_t0 = time.monotonic()
+        self.phase: str | None = None
+        self.now: dict[str, Any] = {
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "seconds": 0.0,
+            "commit": commit,
+            "source": "this script, each minute",
+            "records_before": before,
+            "phase_seconds": {},
+            "load": {"samples": 0, "sum": 0.0, "max": 0.0},
+            "finished": False,
+        }
+
+    def beat(
+        self, load: float | None = None, phase: str | None = None, finished: bool = False
+    ) -> None:
+        """Add a load sample and/or move to `phase`, then write the file."""
+        with self.lock:
+            t = time.monotonic()
+            if self.phase is not None:
+                spent = self.now["phase_seconds"]
+                spent[self.phase] = spent.get(self.phase, 0.0) + t - self.phase_t0
+            self.phase_t0 = t
+            self.phase = phase if phase is not None else self.phase
+            self.now["seconds"] = t - self.t0
+            if load is not None:
+                samples = self.now["load"]
+                samples["samples"] += 1
+                samples["sum"] += load
+                samples["max"] = max(samples["max"], load)
+            self.now["finished"] = finished
+            if self.path is not None:
+                tmp = self.path.with_suffix(".tmp")
+                tmp.write_text(json.dumps([*self.past, self.now], indent=1) + "\n")
+                os.replace(tmp, self.path)
+
+    @property
+    def all(self) -> list[dict[str, Any]]:
+        return [*self.past, self.now]
+
+    def summary(self) -> dict[str, Any]:
+        """The whole run: wall and phase seconds summed over segments, the records before the
+        first one, the load over the segments that sampled it, and each segment in short."""
+        segs = self.all
+        phases: Counter[str] = Counter()
+        for seg in segs:
+            phases.update(seg["phase_seconds"])
+        n = sum(seg["load"]["samples"] for seg in segs)
+        load = (
+            {
+                "samples": n,
+                "mean": sum(seg["load"]["sum"] for seg in segs) / n,
+                "max": max(seg["load"]["max"] for seg in segs),
+                "unsampled_seconds": sum(s["seconds"] for s in segs if not s["load"]["samples"]),
+            }
+            if n
+            else {}
+        )
+        return {
+            "wall_seconds": sum(seg["seconds"] for seg in segs),
+            "phase_seconds": dict(phases),
+            "records_before": segs[0]["records_before"],
+            "load": load,
+            "segments": [
+                {k: seg[k] for k in ("started", "seconds", "commit", "source")}
+                | {"load_samples": seg["load"]["samples"]}
+                for seg in segs
+            ],
+        }
+
+
+class LoadSampler(threading.Thread):
+    """Hands the 1-minute load average to `segments` every `every` seconds until stopped."""
+
+    def __init__(self, segments: Segments, every: float = LOAD_EVERY_S) -> None:
         super().__init__(daemon=True)
+        self.segments = segments
         self.every = every
-        self.samples: list[float] = []
         self.done = threading.Event()
 
     def run(self) -> None:
         while True:
-            self.samples.append(os.getloadavg()[0])
+            self.segments.beat(load=os.getloadavg()[0])
             if self.done.wait(self.every):
                 return
-
-    def summary(self) -> dict[str, Any]:
-        s = self.samples
-        return {"samples": len(s), "mean": sum(s) / len(s), "max": max(s)} if s else {}
 
 
 def records_by_kind(store: Store) -> dict[str, int]:
@@ -210,28 +299,35 @@ def main() -> None:
         link_base_models(args.cache_dir)
         env["SLIMLLM_CACHE_DIR"] = str(args.cache_dir.resolve())
     store.root.mkdir(parents=True, exist_ok=True)
-    before = records_by_kind(store)
+    segments = Segments(
+        store.root / Segments.FILE if args.summary else None, records_by_kind(store), commit()
+    )
     log_path = args.log or Path(os.devnull)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    sampler = LoadSampler()
+    sampler = LoadSampler(segments)
     sampler.start()
-    phases: dict[str, float] = {}
-    start = time.monotonic()
     with log_path.open("a") as log:
         runner = Runner(env, log)
         lanes = {k: v for k, v in steps.items() if k.startswith("lane")}
         for phase, work in (("lanes", lanes), *((p, {p: steps[p]}) for p in ("alone", "assemble"))):
-            t0 = time.monotonic()
+            segments.beat(phase=phase)
             runner.lanes(work)
-            phases[phase] = time.monotonic() - t0
             if runner.failed:
                 sampler.done.set()
+                segments.beat()
                 sys.exit(f"recompute stopped: {runner.failed}; run the same command to resume")
-    wall = time.monotonic() - start
     sampler.done.set()
+    sampler.join()
+    segments.beat(finished=True)
+    run = segments.summary()
+    before = run["records_before"]
     after = records_by_kind(store)
     made = {k: n - before.get(k, 0) for k, n in after.items() if n > before.get(k, 0)}
-    print(f"done in {wall / 3600:.2f} h; new records: {made or 'none'}")
+    hours = segments.now["seconds"] / 3600, run["wall_seconds"] / 3600
+    print(
+        f"done: {hours[0]:.2f} h this time, {hours[1]:.2f} h in {len(run['segments'])}"
+        f" segment(s); new records: {made or 'none'}"
+    )
     if not args.summary:
         return
     config = {
@@ -240,15 +336,12 @@ def main() -> None:
         "steps": {name: [" ".join(c[1:]) for c in cmds] for name, cmds in steps.items()},
     }
     result = {
-        "wall_seconds": wall,
-        "phase_seconds": phases,
+        **run,
         "empty_at_start": not before,
-        "records_before": before,
         "records_made": made,
-        "load": sampler.summary(),
         "agreement": agreement(book, store).to_dict(),
     }
-    record = book.put("recompute_run", config, result, seconds=wall, replace=True)
+    record = book.put("recompute_run", config, result, seconds=run["wall_seconds"], replace=True)
     print(f"recompute_run record: {record.path}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import sys
 import time
 from pathlib import Path
@@ -60,6 +61,44 @@ def test_a_failure_stops_the_other_lanes(book: ModuleType, tmp_path: Path) -> No
     assert runner.failed is not None and "exited with 3" in runner.failed
     assert not marker.exists()  # and lane 2's next command never started
     assert "[lane 1] one" in runner.log.getvalue()
+
+
+def test_a_resumed_run_sums_its_segments(book: ModuleType, tmp_path: Path) -> None:
+    path = tmp_path / "segments.json"
+    first = book.Segments(path, {}, "abc")
+    first.beat(phase="lanes")
+    first.beat(load=2.0)
+    time.sleep(0.05)
+    first.beat(load=3.0)  # then the process is killed: no finishing beat
+    kept = json.loads(path.read_text())
+    assert len(kept) == 1 and not kept[0]["finished"] and kept[0]["seconds"] >= 0.05
+
+    second = book.Segments(path, {"perplexity": 4}, "def")
+    second.beat(phase="lanes", load=1.0)
+    time.sleep(0.05)
+    second.beat(phase="alone")
+    second.beat(finished=True)
+    run = second.summary()
+    segs = json.loads(path.read_text())
+    assert [s["commit"] for s in segs] == ["abc", "def"] and segs[-1]["finished"]
+    assert run["wall_seconds"] == pytest.approx(segs[0]["seconds"] + segs[1]["seconds"])
+    assert run["phase_seconds"]["lanes"] >= 0.1 and "alone" in run["phase_seconds"]
+    assert run["records_before"] == {}  # the first segment's: the run started from empty
+    assert run["load"]["samples"] == 3 and run["load"]["mean"] == pytest.approx(2.0)
+    assert run["load"]["max"] == 3.0 and run["load"]["unsampled_seconds"] == 0
+    assert [s["load_samples"] for s in run["segments"]] == [2, 1]
+
+    # A finished run is not resumed: the next command starts a new one.
+    third = book.Segments(path, {"perplexity": 9}, "ghi")
+    assert third.summary()["records_before"] == {"perplexity": 9}
+    assert len(third.summary()["segments"]) == 1
+
+
+def test_segments_in_memory_write_nothing(book: ModuleType, tmp_path: Path) -> None:
+    segments = book.Segments(None, {}, "abc")
+    segments.beat(phase="lanes", load=1.0)
+    segments.beat(finished=True)
+    assert segments.summary()["wall_seconds"] >= 0 and not list(tmp_path.iterdir())
 
 
 def ppl(value: float, low: float, high: float) -> dict[str, Any]:
