@@ -1394,13 +1394,29 @@ def recompute_run_lines(results_dir: str | None = None) -> Markdown:
     phases = res["phase_seconds"]
     made = sum(res["records_made"].values())
     load = res["load"]
+    unsampled = load.get("unsampled_seconds", 0.0) / 3600 if load else 0.0
     busy = (
         f"the 1-minute load average, sampled {load['samples']} times, averaged {load['mean']:.1f}"
         f" (at most {load['max']:.1f}) against {cfg['lanes']} lanes"
+        + (f", and was not sampled for {unsampled:.1f} h" if unsampled >= 0.05 else "")
         + (": other work shared the cores part of the time" if load["mean"] > cfg["lanes"] else "")
         if load
         else "the load was not sampled"
     )
+    segments = res.get("segments", [])
+    resumed = (
+        f" It ran in {len(segments)} segments (a session on this machine ends after about 3 h;"
+        " the same command resumed the run from its records, and the cells in flight at each stop"
+        " were measured again, so the sum of the segments is a little above an unbroken run)."
+        if len(segments) > 1
+        else ""
+    )
+    reconstructed = [s for s in segments if s.get("source", "").startswith("file times")]
+    if reconstructed:
+        resumed += (
+            f" The times of {len(reconstructed)} segment(s) come from their log's file times:"
+            " they ran before the script kept segments."
+        )
     agree = res["agreement"]
     cpu = (run.environment.get("cpu") or {}).get("model", "an unrecorded CPU")
     parts = [
@@ -1409,16 +1425,16 @@ def recompute_run_lines(results_dir: str | None = None) -> Markdown:
         f"{verdict} the one-night target of {RECOMPUTE_TARGET_HOURS:.0f} h. The lanes took "
         f"{phases['lanes'] / 3600:.1f} h, Table 3's latency alone "
         f"{phases['alone'] / 60:.0f} min and writing the tables {phases['assemble'] / 60:.0f} min; "
-        f"{busy}. It made {made} records",
+        f"{busy}. It made {made} records.{resumed}",
         f"Measured again from scratch, {agree['ppl_inside']} of {agree['perplexity']} "
         "perplexities fall inside the book's record's bootstrap interval (the largest change "
         f"{100 * agree['ppl_worst']:.2f} %), {agree['zeroshot_equal']} of {agree['zeroshot']} "
         "zero-shot records give every task the same accuracy (the mean moves by at most "
         f"{agree['zeroshot_worst']:.2f} points), and {agree['prune_same_structure']} of "
         f"{agree['prune']} pruning runs keep the same heads, channel counts and parameter count "
-        f"({agree['prune_equal']} equal in every recorded number)",
+        f"({agree['prune_equal']} equal in every recorded number).",
     ]
-    return Markdown(". ".join(parts) + ".")
+    return Markdown(" ".join(parts))
 
 
 def paper_gpu_frame(results_dir: str | None = None) -> pd.DataFrame:

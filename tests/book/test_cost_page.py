@@ -282,14 +282,16 @@ def test_a_new_code_with_the_same_choices_and_a_fast_run(tmp_path: Path) -> None
     assert "9.0 s wall, under the 10 s target" in line
 
 
-def put_recompute(store: Store, hours: float, empty: bool, load: float, when: str) -> str:
+def put_recompute(
+    store: Store, hours: float, empty: bool, mean_load: float, when: str, **more: Any
+) -> str:
     result = {
         "wall_seconds": hours * 3600,
         "phase_seconds": {"lanes": hours * 3600 - 900, "alone": 600.0, "assemble": 300.0},
         "empty_at_start": empty,
         "records_before": {} if empty else {"perplexity": 3},
         "records_made": {"perplexity": 150, "zeroshot": 40},
-        "load": {"samples": 400, "mean": load, "max": load + 1},
+        "load": {"samples": 400, "mean": mean_load, "max": mean_load + 1},
         "agreement": {
             "perplexity": 150,
             "ppl_inside": 149,
@@ -301,6 +303,7 @@ def put_recompute(store: Store, hours: float, empty: bool, load: float, when: st
             "prune_same_structure": 90,
             "prune_equal": 12,
         },
+        **more,
     }
     config = {"commit": f"{hours:.0f}" * 40, "lanes": 2, "steps": {}}
     env = {"cpu": {"model": "Test CPU"}, "measured_at": when}
@@ -325,3 +328,20 @@ def test_a_timed_recompute_is_read_from_its_record(tmp_path: Path) -> None:
     text = results.recompute_run_lines(str(tmp_path)).data
     assert "**9.0 h**" in text and "beyond the one-night target" in text
     assert "shared the cores" in text
+    assert "segments" not in text and ".." not in text
+
+
+def test_a_recompute_in_segments_says_so(tmp_path: Path) -> None:
+    segment = {"started": "", "seconds": 3600.0, "commit": "a" * 40}
+    segments = [
+        {**segment, "source": "file times of its log", "load_samples": 0},
+        {**segment, "source": "this script, each minute", "load_samples": 60},
+        {**segment, "source": "this script, each minute", "load_samples": 60},
+    ]
+    sampled = {"samples": 120, "mean": 1.9, "max": 2.1, "unsampled_seconds": 3600.0}
+    when = "2026-01-01T00:00:00+00:00"
+    put_recompute(Store(tmp_path), 3.0, True, 1.9, when, segments=segments, load=sampled)
+    text = results.recompute_run_lines(str(tmp_path)).data
+    assert "It ran in 3 segments" in text and "was not sampled for 1.0 h" in text
+    assert "The times of 1 segment(s) come from their log's file times" in text
+    assert "shared the cores" not in text and ".." not in text
