@@ -94,6 +94,32 @@ def test_a_resumed_run_sums_its_segments(book: ModuleType, tmp_path: Path) -> No
     assert len(third.summary()["segments"]) == 1
 
 
+def test_a_stopped_timed_run_resumes_and_records_both_segments(
+    book: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reference, scratch = tmp_path / "book", tmp_path / "scratch"
+    monkeypatch.setenv("SLIMLLM_RESULTS_DIR", str(reference))
+    args = ["recompute_book.py", "--store", str(scratch), "--summary", "--lanes", "1"]
+    monkeypatch.setattr(sys, "argv", args)
+    fail = {"lane 1": [py("raise SystemExit(2)")], "alone": [], "assemble": []}
+    monkeypatch.setattr(book, "plan", lambda lanes: fail)
+    with pytest.raises(SystemExit, match="run the same command to resume"):
+        book.main()
+    segments = json.loads((scratch / book.Segments.FILE).read_text())
+    assert len(segments) == 1 and not segments[0]["finished"]
+    assert not (reference / "recompute_run").exists()
+
+    work = {"lane 1": [py("pass")], "alone": [py("pass")], "assemble": [py("pass")]}
+    monkeypatch.setattr(book, "plan", lambda lanes: work)
+    book.main()
+    (record,) = Store(reference).records("recompute_run")
+    run = record.result
+    assert len(run["segments"]) == 2 and run["empty_at_start"]
+    assert run["wall_seconds"] == pytest.approx(sum(s["seconds"] for s in run["segments"]))
+    assert set(run["phase_seconds"]) == {"lanes", "alone", "assemble"}
+    assert json.loads((scratch / book.Segments.FILE).read_text())[-1]["finished"]
+
+
 def test_segments_in_memory_write_nothing(book: ModuleType, tmp_path: Path) -> None:
     segments = book.Segments(None, {}, "abc")
     segments.beat(phase="lanes", load=1.0)
