@@ -41,7 +41,7 @@ from typing import Any, TextIO
 
 from slimllm.experiments.recompute import agreement
 from slimllm.experiments.store import RESULTS_ENV, Store
-from slimllm.util.files import cache_dir
+from slimllm.util.files import cache_dir, write_json
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -182,9 +182,7 @@ class Segments:
                 samples["max"] = max(samples["max"], load)
             self.now["finished"] = finished
             if self.path is not None:
-                tmp = self.path.with_suffix(".tmp")
-                tmp.write_text(json.dumps([*self.past, self.now], indent=1) + "\n")
-                os.replace(tmp, self.path)
+                write_json(self.path, [*self.past, self.now])
 
     @property
     def all(self) -> list[dict[str, Any]]:
