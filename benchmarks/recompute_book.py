@@ -184,14 +184,10 @@ class Segments:
             if self.path is not None:
                 write_json(self.path, [*self.past, self.now])
 
-    @property
-    def all(self) -> list[dict[str, Any]]:
-        return [*self.past, self.now]
-
     def summary(self) -> dict[str, Any]:
         """The whole run: wall and phase seconds summed over segments, the records before the
         first one, the load over the segments that sampled it, and each segment in short."""
-        segs = self.all
+        segs = [*self.past, self.now]
         phases: Counter[str] = Counter()
         for seg in segs:
             phases.update(seg["phase_seconds"])
