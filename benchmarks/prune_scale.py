@@ -73,6 +73,7 @@ COMMON = {
 }
 SEED = 0
 ROOT = Path(__file__).resolve().parents[1]
+CODE_COMMIT_ENV = "SLIMLLM_CODE_COMMIT"
 
 
 def model_config(shape: str) -> LlamaConfig:
@@ -99,6 +100,19 @@ def git(*args: str) -> str:
         ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=True
     )
     return done.stdout.strip()
+
+
+def code_version() -> dict[str, Any]:
+    """The commit the pruning process loads and whether the package differs from it. A copy of
+    the tree without its .git (a GPU machine handed the working tree) names the commit in
+    $SLIMLLM_CODE_COMMIT instead; whether that copy was edited is then unknown (None)."""
+    if (ROOT / ".git").exists():
+        edited = bool(git("status", "--porcelain", "--", "slimllm", "benchmarks"))
+        return {"code": git("rev-parse", "HEAD"), "code_edited": edited}
+    commit = os.environ.get(CODE_COMMIT_ENV)
+    if not commit:
+        sys.exit(f"{ROOT} is not a git checkout: name its commit in ${CODE_COMMIT_ENV}")
+    return {"code": commit, "code_edited": None, "code_source": f"${CODE_COMMIT_ENV}"}
 
 
 def prune_config(samples: int, seq_len: int) -> PruneConfig:
@@ -167,6 +181,8 @@ def run(shape: str, samples: int, seq_len: int, device: str, keep: bool) -> dict
     }
     if device.startswith("cuda"):
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated() / 2**20
+        # What the caching allocator held at most: nearer to what nvidia-smi shows.
+        result["peak_gpu_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
     return result
 
 
@@ -192,9 +208,7 @@ def main() -> None:
         return
     ensure_source(args.shape)
     load = os.getloadavg()[0]
-    # The code the pruning process loads: HEAD now, and whether the package differs from it.
-    code = git("rev-parse", "HEAD")
-    edited = bool(git("status", "--porcelain", "--", "slimllm", "benchmarks"))
+    code = code_version()
     command = [sys.executable, __file__, "--one", *sys.argv[1:]]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
     row = json.loads(done.stdout.strip().splitlines()[-1])
@@ -213,8 +227,7 @@ def main() -> None:
             **row,
             "load_average_1min": load,
             "load_average_1min_end": os.getloadavg()[0],
-            "code": code,
-            "code_edited": edited,
+            **code,
         },
         {"threads": args.threads},
         seconds=row["seconds"],

@@ -1,4 +1,5 @@
-"""Layer-at-a-time pruning on a GPU while the model stays on the CPU (skipped without CUDA)."""
+"""Layer-at-a-time pruning on a GPU while the model stays on the CPU or on disk (skipped
+without CUDA)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ import torch
 
 from slimllm.method.config import PruneConfig
 from slimllm.method.pruner import prune
+from slimllm.method.streaming_prune import prune_checkpoint
 from slimllm.models.loaders import byte_tokenizer, tiny_model
+from slimllm.models.shards import write_random_checkpoint
 from tests.helpers import write_novels
+from tests.method.test_streaming_prune import CONFIG, small_llama
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -37,3 +41,19 @@ def test_cpu_model_pruned_on_cuda_matches_cpu_pruning(tmp_path: Path) -> None:
         torch.testing.assert_close(
             on_gpu(input_ids=ids).logits, on_cpu(input_ids=ids).logits, rtol=1e-3, atol=1e-4
         )
+
+
+def test_checkpoint_streamed_through_cuda_keeps_what_cpu_keeps(tmp_path: Path) -> None:
+    data_dir = str(write_novels(tmp_path / "data", "Gulls over the harbour at noon. " * 300))
+    source = write_random_checkpoint(small_llama(), tmp_path / "dense", seed=3)
+    reports = [
+        prune_checkpoint(
+            source, tmp_path / device, byte_tokenizer(), CONFIG, device=device, data_dir=data_dir
+        )
+        for device in ("cpu", "cuda")
+    ]
+    assert [r.heads_kept for r in reports[0].layers] == [r.heads_kept for r in reports[1].layers]
+    assert [r.channels_kept for r in reports[0].layers] == [
+        r.channels_kept for r in reports[1].layers
+    ]
+    assert reports[0].params_after == reports[1].params_after

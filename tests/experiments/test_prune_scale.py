@@ -1,0 +1,52 @@
+"""benchmarks/prune_scale.py names the code it ran: from git in a checkout, from
+$SLIMLLM_CODE_COMMIT in a copy of the tree without .git (a GPU machine's copy)."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "prune_scale.py"
+
+
+@pytest.fixture(scope="module")
+def scale() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("prune_scale", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_checkout_names_its_head(scale: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(scale.CODE_COMMIT_ENV, "not-this-one")
+    head = subprocess.run(
+        ["git", "-C", str(scale.ROOT), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    code = scale.code_version()
+    assert code["code"] == head
+    assert isinstance(code["code_edited"], bool)
+    assert "code_source" not in code
+
+
+def test_a_copy_without_git_takes_the_named_commit(
+    scale: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(scale, "ROOT", tmp_path)
+    monkeypatch.setenv(scale.CODE_COMMIT_ENV, "c99804d")
+    code = scale.code_version()
+    assert code == {
+        "code": "c99804d",
+        "code_edited": None,
+        "code_source": f"${scale.CODE_COMMIT_ENV}",
+    }
+    monkeypatch.delenv(scale.CODE_COMMIT_ENV)
+    with pytest.raises(SystemExit, match=scale.CODE_COMMIT_ENV):
+        scale.code_version()
