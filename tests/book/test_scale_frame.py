@@ -60,3 +60,19 @@ def test_the_book_shows_every_committed_record() -> None:
     keys = {p.stem for p in (ROOT / "results" / "prune_scale").glob("*.json")}
     shown = results.scale_frame(str(ROOT / "results"))
     assert set(shown.get("record", [])) == keys
+
+
+def test_a_gpu_run_adds_its_device_peak_and_cpu_rows_say_so(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    put(store, "llama-7b", 32, 3600.0, 3072.0)
+    config = {
+        "shape": "llama-7b",
+        "prune": {"ratio": 0.2, "calib_samples": 32, "calib_seq_len": 128},
+        "device": "cuda",
+    }
+    result = scale_result(30.0, 2048.0) | {"peak_gpu_mib": 1843.2}
+    store.put("prune_scale", config, result)
+    frame = results.scale_frame(str(tmp_path)).reset_index().set_index("device")
+    assert frame.loc["cuda", "peak GPU (GiB)"] == "1.80"
+    assert frame.loc["cuda", "pruning (min)"] == "0.5"
+    assert frame.loc["cpu", "peak GPU (GiB)"] == "CPU run"

@@ -66,6 +66,9 @@ def test_the_paper_calibration_records_fill_the_measured_columns(tmp_path: Path)
     lines = results.streaming_memory_lines(str(tmp_path)).data
     assert "torch.cuda.max_memory_allocated" in lines
     assert "No GPU was available" not in lines
+    tensors = estimate("huggyllama/llama-13b")["total"] - results.CUDA_CONTEXT_BYTES
+    assert f"LLaMA-13B {tensors / 2**30:.2f} estimated against 6.00 measured" in lines
+    assert "LLaMA-7B" not in lines.split("without the assumed CUDA context")[1]
 
 
 def test_the_book_shows_the_newest_committed_cpu_record_at_the_paper_calibration() -> None:
@@ -86,3 +89,36 @@ def test_the_book_shows_the_newest_committed_cpu_record_at_the_paper_calibration
         newest = max(found, key=lambda r: r.environment["measured_at"])
         assert shown == f"{newest.result['peak_rss_mib'] / 1024:.2f}"
         assert newest.key in frame.loc[label, "record"].split(", ")
+
+
+def scale_result(seconds: float, params_after: int, gpu_mib: float | None = None) -> dict:
+    result = {"seconds": seconds, "params_after": params_after, "achieved": 0.2}
+    result["peak_rss_mib"] = 3000.0
+    if gpu_mib is not None:
+        result |= {"peak_gpu_mib": gpu_mib, "peak_gpu_reserved_mib": 2 * gpu_mib}
+    return result
+
+
+def test_the_gpu_runs_are_set_beside_the_time_model_and_the_cpu_run(tmp_path: Path) -> None:
+    assert "No GPU has run the streaming prune" in results.gpu_prune_lines(str(tmp_path)).data
+    store = Store(tmp_path)
+    put(store, "llama-7b", 32, "cpu", scale_result(2040.0, 5_000_000))
+    gpu = put(store, "llama-7b", 32, "cuda", scale_result(31.0, 5_000_000, 1024.0))
+    lines = results.gpu_prune_lines(str(tmp_path)).data
+    assert "LLaMA-7B's shape took **31 s**" in lines and gpu in lines
+    assert "against 34 min on this CPU" in lines
+    assert "1.00 GiB allocated (2.00 GiB reserved)" in lines
+    assert "kept the CPU run's parameter count exactly" in lines
+    assert "LLaMA-13B" not in lines
+    # The model's seconds for one prune come from budget, at its stated utilisation.
+    values = {**results.presets.resolve("paper"), "model": "huggyllama/llama-7b"}
+    tflop = results.budget.estimate_work(
+        results.budget.Work(prunes=1), values | {"dtype": "bfloat16"}
+    )["tflop"]
+    seconds = tflop * 1e12 / (results.budget.PEAK_FLOPS[torch.bfloat16] * 0.4)
+    assert f"the time model gives {seconds:.1f} s" in lines
+    other = Store(tmp_path / "other")
+    put(other, "llama-7b", 32, "cpu", scale_result(2040.0, 5_000_000))
+    put(other, "llama-7b", 32, "cuda", scale_result(31.0, 5_015_360, 1024.0))
+    lines = results.gpu_prune_lines(str(tmp_path / "other")).data
+    assert "it kept 15,360 parameters more than the CPU run (5,000,000)" in lines
