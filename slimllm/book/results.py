@@ -33,6 +33,7 @@ from slimllm.experiments import claims, paper, recompute, tables
 from slimllm.experiments.paper import PaperRow
 from slimllm.experiments.store import CHECKOUT_RESULTS, Record, Store, config_key
 from slimllm.experiments.tables import COLUMN_NAMES, Cell, Evidence, Spec
+from slimllm.measure.perplexity import PROTOCOLS
 from slimllm.method.config import PruneConfig
 from slimllm.method.memory import CUDA_CONTEXT_BYTES, streaming_peak_bytes
 from slimllm.models.reference_configs import REFERENCE_CONFIGS
@@ -1485,9 +1486,65 @@ def paper_gpu_frame(results_dir: str | None = None) -> pd.DataFrame:
     return out
 
 
-def gpu_prune_lines(results_dir: str | None = None) -> Markdown:
-    """The streaming prunes measured on a GPU (`prune_scale` on CUDA) beside `budget`'s time
-    for one such prune and the CPU run of the same shape."""
+#: Dense FP16/BF16 tensor-core peaks by GPU name (vendors' datasheets), what a measured rate on
+#: that GPU is set against.
+DENSE_PEAK_FLOPS = {"NVIDIA H200": 989e12, "NVIDIA H100 80GB HBM3": 989e12}
+
+
+def _forward_flops_per_token(rec: Record) -> float:
+    """The time model's operations per scored token (`budget`'s forward count: 2 N plus the
+    attention's 2 n_layer n_ctx d_model) for an `eval_scale` record's model."""
+    shape = rec.config["model"]["random_llama"]
+    body = rec.result["params"] - shape["vocab_size"] * shape["hidden_size"]
+    window = PROTOCOLS[budget.PROTOCOL].seq_len
+    return 2 * body + 2 * shape["num_hidden_layers"] * window * shape["hidden_size"]
+
+
+def _time_model_eval_lines(ev: Evidence) -> str:
+    """The `eval_scale` records (LLaMA-7B's shape scored on a GPU) set against the time model's
+    count of the same forwards."""
+    runs = [r for r in ev.records("eval_scale") if str(r.config["device"]).startswith("cuda")]
+    if not runs:
+        return (
+            "No GPU has timed an evaluation at this scale "
+            "(`python benchmarks/eval_scale.py --device cuda`): how far off the table's "
+            "evaluations are is not measured."
+        )
+    parts, shares = [], []
+    for rec in sorted(runs, key=lambda r: r.config["dtype"]):
+        res, cfg = rec.result, rec.config
+        flops = res["tokens"] * _forward_flops_per_token(rec)
+        rate = flops / res["seconds"]
+        modelled = flops / (budget.PEAK_FLOPS[torch.bfloat16] * budget.UTILISATION)
+        peak = DENSE_PEAK_FLOPS.get(rec.environment.get("gpu") or "")
+        share = "" if peak is None else f", {rate / peak:.0%} of its dense peak"
+        if peak is not None:
+            shares.append(rate / peak)
+        parts.append(
+            f"in {cfg['dtype']} (record `{rec.key}`) {res['tokens']:,} tokens took "
+            f"**{res['seconds']:.1f} s** on {rec.environment.get('gpu')}, "
+            f"{rate / 1e12:.0f} TFLOP/s by the model's count{share} (the model's time on its "
+            f"A100: {modelled:.0f} s)"
+        )
+    full = budget.full_set_tokens("wikitext2", None)
+    ran = (
+        f"; the measured forwards ran at {min(shares):.0%} to {max(shares):.0%} of their GPU's"
+        if shares
+        else ""
+    )
+    return (
+        f"Scoring LLaMA-7B's shape on the first {runs[0].config['windows']:,} WikiText-2 "
+        f"windows (batches of {runs[0].config['batch_size']}; the model counts {full:,} "
+        "tokens in the full test set): "
+        + "; ".join(parts)
+        + f". The model assumes {budget.UTILISATION:.0%} of its A100's peak{ran}."
+    )
+
+
+def time_model_lines(results_dir: str | None = None) -> Markdown:
+    """The runs a GPU measured at the paper's scale beside the time model of `budget`: the
+    streaming prunes (`prune_scale` on CUDA, with the CPU run of the same shape) and the
+    evaluations (`eval_scale`)."""
     ev = evidence(results_dir)
     found = [
         (label, name, gpu, _scale_at_paper_calibration(ev, shape, "cpu"))
@@ -1496,8 +1553,9 @@ def gpu_prune_lines(results_dir: str | None = None) -> Markdown:
     ]
     if not found:
         return Markdown(
-            "No GPU has run the streaming prune yet: every time in this section is the "
-            "estimate (`python benchmarks/prune_scale.py --shape llama-7b --device cuda`)."
+            "No GPU has run the streaming prune yet: every pruning time in this section is the "
+            "estimate (`python benchmarks/prune_scale.py --shape llama-7b --device cuda`). "
+            + _time_model_eval_lines(ev)
         )
     rate = budget.PEAK_FLOPS[torch.bfloat16] * budget.UTILISATION
     parts = []
@@ -1534,9 +1592,8 @@ def gpu_prune_lines(results_dir: str | None = None) -> Markdown:
         + " The time model counts three forwards over the calibration tokens and a hidden x "
         f"hidden eigendecomposition per layer at an assumed {budget.UTILISATION:.0%} of the "
         "tensor-core peak; it leaves out reading the shards and writing the pruned ones, the "
-        "head search and the float64 statistics, all of which the measured runs include. The "
-        "pruning share of the table above is therefore too low. How far off its evaluations "
-        "are, no GPU run here has measured."
+        "head search and the float64 statistics, all of which the measured runs include: the "
+        "pruning share of the table above is too low. " + _time_model_eval_lines(ev)
     )
 
 

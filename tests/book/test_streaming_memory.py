@@ -100,11 +100,11 @@ def scale_result(seconds: float, params_after: int, gpu_mib: float | None = None
 
 
 def test_the_gpu_runs_are_set_beside_the_time_model_and_the_cpu_run(tmp_path: Path) -> None:
-    assert "No GPU has run the streaming prune" in results.gpu_prune_lines(str(tmp_path)).data
+    assert "No GPU has run the streaming prune" in results.time_model_lines(str(tmp_path)).data
     store = Store(tmp_path)
     put(store, "llama-7b", 32, "cpu", scale_result(2040.0, 5_000_000))
     gpu = put(store, "llama-7b", 32, "cuda", scale_result(31.0, 5_000_000, 1024.0))
-    lines = results.gpu_prune_lines(str(tmp_path)).data
+    lines = results.time_model_lines(str(tmp_path)).data
     assert "LLaMA-7B's shape took **31 s**" in lines and gpu in lines
     assert "against 34 min on this CPU" in lines
     assert "1.00 GiB allocated (2.00 GiB reserved)" in lines
@@ -120,5 +120,41 @@ def test_the_gpu_runs_are_set_beside_the_time_model_and_the_cpu_run(tmp_path: Pa
     other = Store(tmp_path / "other")
     put(other, "llama-7b", 32, "cpu", scale_result(2040.0, 5_000_000))
     put(other, "llama-7b", 32, "cuda", scale_result(31.0, 5_015_360, 1024.0))
-    lines = results.gpu_prune_lines(str(tmp_path / "other")).data
+    lines = results.time_model_lines(str(tmp_path / "other")).data
     assert "it kept 15,360 parameters more than the CPU run (5,000,000)" in lines
+
+
+def put_eval(store: Store, dtype: str, seconds: float, gpu: str | None) -> str:
+    shape = {"vocab_size": 32000, "hidden_size": 4096, "num_hidden_layers": 32}
+    config = {
+        "model": {"random_llama": shape, "seed": 0},
+        "dtype": dtype,
+        "device": "cuda",
+        "windows": 2560,
+        "batch_size": 8,
+    }
+    result = {"seconds": seconds, "tokens": 325_120, "params": 6_738_415_616}
+    env = {"gpu": gpu, "measured_at": "2026-12-04T18:00:00+00:00"}
+    return store.put("eval_scale", config, result, env=env).key
+
+
+def test_the_gpu_evaluations_are_set_against_the_models_count_of_their_forwards(
+    tmp_path: Path, shared_data_dir: Path
+) -> None:
+    lines = results.time_model_lines(str(tmp_path)).data
+    assert "No GPU has timed an evaluation at this scale" in lines
+    store = Store(tmp_path)
+    fp16 = put_eval(store, "float16", 12.4, "NVIDIA H200")
+    lines = results.time_model_lines(str(tmp_path)).data
+    per_token = 2 * (6_738_415_616 - 32000 * 4096) + 2 * 32 * 128 * 4096
+    rate = 325_120 * per_token / 12.4
+    assert f"(record `{fp16}`) 325,120 tokens took **12.4 s** on NVIDIA H200" in lines
+    assert f"{rate / 1e12:.0f} TFLOP/s by the model's count, {rate / 989e12:.0%} of its" in lines
+    modelled = 325_120 * per_token / (312e12 * 0.4)
+    assert f"(the model's time on its A100: {modelled:.0f} s)" in lines
+    assert f"ran at {rate / 989e12:.0%} to {rate / 989e12:.0%} of their GPU's" in lines
+    # A GPU without a datasheet peak here gets its rate, no share of a peak.
+    put_eval(store, "bfloat16", 10.0, "Some Other GPU")
+    lines = results.time_model_lines(str(tmp_path)).data
+    assert "took **10.0 s** on Some Other GPU" in lines
+    assert lines.count("of its dense peak") == 1
