@@ -1,0 +1,104 @@
+"""Table 3 at the paper's scale: latency of LLaMA-7B's shape, dense and SlimLLM-pruned, on a GPU.
+
+The paper times LLaMA-7B (prefill, and decoding 256 new tokens at batch 8) on a GPU. A seeded
+random model with huggyllama/llama-7b's config (`prune_scale.SHAPES`) is built on the device;
+copies of it are pruned there with SlimLLM at 20 % and 50 % (the paper's 32x128 calibration,
+byte-tokenised from the calibration folder) and `slimllm.measure.latency.measure_latency`
+times the three interleaved, as `benchmarks/latency.py` does for SmolLM2 on the CPU. Latency
+depends on the shapes, not the values, so random weights give the pruned model's real widths
+(which heads and channels go is the pruner's choice on these weights). One "latency_scale"
+record holds the timings, the FLOP counts and the pruning reports' achieved ratios.
+
+    python benchmarks/latency_scale.py --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import time
+from dataclasses import asdict
+
+import torch
+from prune_scale import COMMON, SEED, SHAPES, code_version, model_config
+from transformers import LlamaForCausalLM
+
+from slimllm.experiments.store import Store
+from slimllm.measure.latency import LatencySpec, measure_latency, table
+from slimllm.method.config import PruneConfig
+from slimllm.method.pruner import prune
+from slimllm.models.loaders import byte_tokenizer, parse_dtype
+
+RATIOS = (0.2, 0.5)
+LABEL = "SlimLLM {:.0%}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="llama-7b")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--dtype", default="bfloat16")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--new-tokens", type=int, default=256, help="the paper's 256")
+    parser.add_argument("--layers", type=int, default=None, help="fewer decoder layers (checks)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--replace", action="store_true", help="replace this run's record")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = model_config(args.shape)
+    shape = {**COMMON, **SHAPES[args.shape]}
+    if args.layers is not None:
+        config.num_hidden_layers = shape["num_hidden_layers"] = args.layers
+    dtype = parse_dtype(args.dtype)
+    device = torch.device(args.device)
+    torch.manual_seed(SEED)
+    with torch.device(device):
+        dense = LlamaForCausalLM._from_config(config, dtype=dtype).eval()
+    tok = byte_tokenizer()
+    models = {"dense": dense}
+    reports = {}
+    for ratio in RATIOS:
+        label = LABEL.format(ratio)
+        model = copy.deepcopy(dense)
+        start = time.perf_counter()
+        report = prune(
+            model,
+            tok,
+            PruneConfig(ratio=ratio),
+            device=device,
+            data_dir=os.environ.get("SLIMLLM_DATA_DIR"),
+            progress=False,
+        )
+        reports[label] = {"achieved": report.achieved, "seconds": time.perf_counter() - start}
+        print(f"{label}: achieved {report.achieved:.4f}", flush=True)
+        models[label] = model.to(device)
+    spec = LatencySpec(new_tokens=args.new_tokens, repeats=args.repeats)
+    result = measure_latency(models, spec, progress=False)
+    result |= {"pruning": reports, "dtype": args.dtype, **code_version()}
+    if device.type == "cuda":
+        result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
+    record_config = {
+        "model": {"random_llama": shape, "seed": SEED},
+        "shape": args.shape,
+        "dtype": args.dtype,
+        "device": args.device,
+        "prune": {LABEL.format(r): asdict(PruneConfig(ratio=r)) for r in RATIOS},
+        **asdict(spec),
+    }
+    rec = Store.book().put(
+        "latency_scale",
+        record_config,
+        result,
+        {"threads": args.threads},
+        replace=args.replace,
+    )
+    print(table(result), rec.path, flush=True)
+    print(json.dumps(result["models"][LABEL.format(RATIOS[-1])]["ratios"], indent=1))
+
+
+if __name__ == "__main__":
+    main()
