@@ -21,8 +21,7 @@ import os
 import time
 
 import torch
-from prune_scale import COMMON, SEED, SHAPES, code_version, model_config
-from transformers import LlamaForCausalLM
+from prune_scale import SHAPES, code_version, random_model
 
 from slimllm.experiments.store import Store
 from slimllm.measure.perplexity import perplexity
@@ -45,16 +44,10 @@ def main() -> None:
     parser.add_argument("--replace", action="store_true", help="replace this run's record")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = model_config(args.shape)
-    shape = {**COMMON, **SHAPES[args.shape]}
-    if args.layers is not None:
-        config.num_hidden_layers = shape["num_hidden_layers"] = args.layers
     dtype = parse_dtype(args.dtype)
     device = torch.device(args.device)
-    torch.manual_seed(SEED)
     start = time.perf_counter()
-    with torch.device(device):
-        model = LlamaForCausalLM._from_config(config, dtype=dtype).eval()
+    model, model_record = random_model(args.shape, dtype, device, args.layers)
     built = time.perf_counter() - start
     tok = byte_tokenizer()
     data_dir = os.environ.get("SLIMLLM_DATA_DIR")
@@ -89,7 +82,7 @@ def main() -> None:
     if device.type == "cuda":
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     record_config = {
-        "model": {"random_llama": shape, "seed": SEED},
+        "model": model_record,
         "shape": args.shape,
         "dtype": args.dtype,
         "device": args.device,

@@ -25,8 +25,7 @@ import time
 from dataclasses import asdict
 
 import torch
-from prune_scale import COMMON, SEED, SHAPES, code_version, model_config
-from transformers import LlamaForCausalLM
+from prune_scale import SHAPES, code_version, random_model
 
 from slimllm.experiments.store import Store
 from slimllm.measure.latency import LatencySpec, measure_latency, table
@@ -52,15 +51,9 @@ def main() -> None:
     parser.add_argument("--replace", action="store_true", help="replace this run's record")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    config = model_config(args.shape)
-    shape = {**COMMON, **SHAPES[args.shape]}
-    if args.layers is not None:
-        config.num_hidden_layers = shape["num_hidden_layers"] = args.layers
     dtype = parse_dtype(args.dtype)
     device = torch.device(args.device)
-    torch.manual_seed(SEED)
-    with torch.device(device):
-        dense = LlamaForCausalLM._from_config(config, dtype=dtype).eval()
+    dense, model_record = random_model(args.shape, dtype, device, args.layers)
     tok = byte_tokenizer()
     models = {"dense": dense}
     reports = {}
@@ -88,7 +81,7 @@ def main() -> None:
     if device.type == "cuda":
         result["peak_gpu_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
     record_config = {
-        "model": {"random_llama": shape, "seed": SEED},
+        "model": model_record,
         "shape": args.shape,
         "dtype": args.dtype,
         "device": args.device,

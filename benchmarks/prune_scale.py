@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import LlamaConfig
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from slimllm.data.calibration import calibration_corpus_ids
 from slimllm.experiments.store import Store
@@ -78,6 +78,21 @@ CODE_COMMIT_ENV = "SLIMLLM_CODE_COMMIT"
 
 def model_config(shape: str) -> LlamaConfig:
     return LlamaConfig(**COMMON, **SHAPES[shape])
+
+
+def random_model(
+    shape: str, dtype: torch.dtype, device: torch.device, layers: int | None = None
+) -> tuple[LlamaForCausalLM, dict[str, Any]]:
+    """A seeded random model of `shape` built on `device` (`layers` decoder layers if given,
+    for checks), and the config as a record names it."""
+    config = model_config(shape)
+    named = {**COMMON, **SHAPES[shape]}
+    if layers is not None:
+        config.num_hidden_layers = named["num_hidden_layers"] = layers
+    torch.manual_seed(SEED)
+    with torch.device(device):
+        model = LlamaForCausalLM._from_config(config, dtype=dtype).eval()
+    return model, {"random_llama": named, "seed": SEED}
 
 
 def source_dir(shape: str) -> Path:
