@@ -4,7 +4,9 @@ report matches its model."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 import torch
 from torch import nn
@@ -16,6 +18,17 @@ from slimllm.models.adapters import get_adapter
 from slimllm.models.loaders import tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """benchmarks/`name`.py imported as a module (the folder is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 """The checkout: pyproject.toml, notebooks/, results/ and tests/ are below it."""
 
 NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("*.ipynb") if not p.name.startswith("."))

@@ -3,23 +3,18 @@ $SLIMLLM_CODE_COMMIT in a copy of the tree without .git (a GPU machine's copy)."
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "prune_scale.py"
+from tests.helpers import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def scale() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("prune_scale", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("prune_scale")
 
 
 def test_a_checkout_names_its_head(scale: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:

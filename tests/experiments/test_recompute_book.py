@@ -3,7 +3,6 @@ agreement of a recomputed store with the reference records."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import sys
@@ -16,17 +15,14 @@ import pytest
 
 from slimllm.experiments.recompute import agreement
 from slimllm.experiments.store import Store
+from tests.helpers import load_benchmark
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "recompute_book.py"
 
 
 @pytest.fixture(scope="module")
 def book() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("recompute_book", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("recompute_book")
 
 
 def test_every_lane_runs_every_table_script_on_its_own_share(book: ModuleType) -> None:
