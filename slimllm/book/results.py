@@ -1390,6 +1390,11 @@ TIMED_RECOMPUTE_COMMAND = (
 )
 
 
+def _short_duration(seconds: float) -> str:
+    """Seconds under two minutes, whole minutes above: "2 s", "8 min"."""
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 def recompute_run_lines(results_dir: str | None = None) -> Markdown:
     """The newest timed recompute from an empty store (a "recompute_run" record): its wall
     time against the one-night target, how busy the cores were, and how its numbers agree with
@@ -1402,8 +1407,15 @@ def recompute_run_lines(results_dir: str | None = None) -> Markdown:
         )
     run = max(runs, key=lambda r: r.environment.get("measured_at", ""))
     res, cfg = run.result, run.config
-    hours = res["wall_seconds"] / 3600
-    verdict = "within" if hours <= RECOMPUTE_TARGET_HOURS else "beyond"
+    wall = res["wall_seconds"]
+    margin = abs(wall - RECOMPUTE_TARGET_HOURS * 3600)
+    # Minutes hide a near miss: a run 2 s over the target must not read as "8.0 h, beyond 8 h".
+    by = _short_duration(margin)
+    verdict = (
+        f"within the one-night target of {RECOMPUTE_TARGET_HOURS:.0f} h, with {by} to spare"
+        if wall <= RECOMPUTE_TARGET_HOURS * 3600
+        else f"beyond the one-night target of {RECOMPUTE_TARGET_HOURS:.0f} h by {by}"
+    )
     phases = res["phase_seconds"]
     made = sum(res["records_made"].values())
     load = res["load"]
@@ -1424,6 +1436,12 @@ def recompute_run_lines(results_dir: str | None = None) -> Markdown:
         if len(segments) > 1
         else ""
     )
+    commits = list(dict.fromkeys(s["commit"][:8] for s in segments))
+    if len(commits) > 1:
+        resumed += (
+            f" The code changed between sessions: its segments ran at commits"
+            f" {', '.join(f'`{c}`' for c in commits)}, and each record names its own."
+        )
     reconstructed = [s for s in segments if s.get("source", "").startswith("file times")]
     if reconstructed:
         resumed += (
@@ -1434,10 +1452,11 @@ def recompute_run_lines(results_dir: str | None = None) -> Markdown:
     cpu = (run.environment.get("cpu") or {}).get("model", "an unrecorded CPU")
     parts = [
         f"A recompute from an empty store (record `{run.key}`, commit `{cfg['commit'][:8]}`, "
-        f"{cpu}, {cfg['lanes']} lanes of one thread) took **{hours:.1f} h** of wall clock: "
-        f"{verdict} the one-night target of {RECOMPUTE_TARGET_HOURS:.0f} h. The lanes took "
+        f"{cpu}, {cfg['lanes']} lanes of one thread) took **{wall // 3600:.0f} h "
+        f"{wall % 3600 // 60:.0f} min** ({wall:,.0f} s) of wall clock: {verdict}. The lanes took "
         f"{phases['lanes'] / 3600:.1f} h, Table 3's latency alone "
-        f"{phases['alone'] / 60:.0f} min and writing the tables {phases['assemble'] / 60:.0f} min; "
+        f"{_short_duration(phases['alone'])} and writing the tables "
+        f"{_short_duration(phases['assemble'])}; "
         f"{busy}. It made {made} records.{resumed}",
         f"Measured again from scratch, {agree['ppl_inside']} of {agree['perplexity']} "
         "perplexities fall inside the book's record's bootstrap interval (the largest change "

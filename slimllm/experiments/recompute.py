@@ -27,6 +27,8 @@ from slimllm.experiments.store import Record, Store, config_key, differences
 TABLE_KINDS = ("table1", "ablation_table", "other_models_table")
 #: The cells of a table row: full-set perplexities and the zero-shot subset.
 MEASURES = ("wikitext2", "ptb", "zeroshot")
+#: Records of a run of other records: their seconds count those records' measurements again.
+SUMMARY_KINDS = ("recompute_run",)
 
 
 @dataclass
@@ -88,10 +90,15 @@ def machine(rec: Record) -> str:
     return f"{name}, {threads} thread{'' if threads == 1 else 's'}" if threads else name
 
 
+def _measurements(store: Store) -> Iterator[Record]:
+    """The store's records of a measurement, summaries of runs (`SUMMARY_KINDS`) left out."""
+    return (r for r in store.records() if r.kind not in SUMMARY_KINDS)
+
+
 def time_by_kind(store: Store) -> list[KindTime]:
-    """Every kind of record in the store with the hours its records took, largest first."""
+    """Every kind of measurement in the store with the hours its records took, largest first."""
     kinds: dict[str, KindTime] = {}
-    for rec in store.records():
+    for rec in _measurements(store):
         entry = kinds.setdefault(rec.kind, KindTime(rec.kind))
         entry.records += 1
         if rec.seconds is not None:
@@ -105,7 +112,7 @@ def time_by_kind(store: Store) -> list[KindTime]:
 def measured_hours(store: Store) -> Hours:
     """The hours the store's records took, split by where they ran."""
     out = Hours()
-    for rec in store.records():
+    for rec in _measurements(store):
         out.records += 1
         if rec.seconds is None:
             continue

@@ -305,7 +305,7 @@ def put_recompute(
         },
         **more,
     }
-    config = {"commit": f"{hours:.0f}" * 40, "lanes": 2, "steps": {}}
+    config = {"commit": (f"{hours:.4f}" * 40)[:40], "lanes": 2, "steps": {}}
     env = {"cpu": {"model": "Test CPU"}, "measured_at": when}
     return store.put("recompute_run", config, result, seconds=hours * 3600, env=env).key
 
@@ -318,7 +318,8 @@ def test_a_timed_recompute_is_read_from_its_record(tmp_path: Path) -> None:
     assert "No timed recompute" in results.recompute_run_lines(str(tmp_path)).data
     key = put_recompute(store, 7.5, True, 2.0, "2026-01-01T00:00:00+00:00")
     text = results.recompute_run_lines(str(tmp_path)).data
-    assert key in text and "**7.5 h**" in text and "within the one-night target" in text
+    assert key in text and "**7 h 30 min** (27,000 s)" in text
+    assert "within the one-night target of 8 h, with 30 min to spare" in text
     assert "149 of 150 perplexities" in text and "1.20 %" in text and "38 of 40" in text
     assert "90 of 90 pruning runs keep the same heads" in text and "(12 equal" in text
     assert "Test CPU" in text
@@ -326,9 +327,15 @@ def test_a_timed_recompute_is_read_from_its_record(tmp_path: Path) -> None:
     # A newer, slower and busier run replaces it on the page, and the words follow.
     put_recompute(store, 9.0, True, 2.6, "2026-01-02T00:00:00+00:00")
     text = results.recompute_run_lines(str(tmp_path)).data
-    assert "**9.0 h**" in text and "beyond the one-night target" in text
+    assert "**9 h 0 min**" in text and "beyond the one-night target of 8 h by 60 min" in text
     assert "shared the cores" in text
     assert "segments" not in text and ".." not in text
+    # A near miss is told in seconds, not rounded away.
+    put_recompute(store, 8 + 2 / 3600, True, 2.0, "2026-01-04T00:00:00+00:00")
+    text = results.recompute_run_lines(str(tmp_path)).data
+    assert "**8 h 0 min** (28,802 s)" in text
+    assert "latency alone 10 min and writing the tables 5 min" in text
+    assert "beyond the one-night target of 8 h by 2 s" in text
 
 
 def test_a_recompute_in_segments_says_so(tmp_path: Path) -> None:
@@ -336,12 +343,17 @@ def test_a_recompute_in_segments_says_so(tmp_path: Path) -> None:
     segments = [
         {**segment, "source": "file times of its log", "load_samples": 0},
         {**segment, "source": "this script, each minute", "load_samples": 60},
-        {**segment, "source": "this script, each minute", "load_samples": 60},
+        {**segment, "source": "this script, each minute", "load_samples": 60, "commit": "b" * 40},
     ]
     sampled = {"samples": 120, "mean": 1.9, "max": 2.1, "unsampled_seconds": 3600.0}
     when = "2026-01-01T00:00:00+00:00"
-    put_recompute(Store(tmp_path), 3.0, True, 1.9, when, segments=segments, load=sampled)
+    phases = {"lanes": 10000.0, "alone": 480.8, "assemble": 16.6}
+    put_recompute(
+        Store(tmp_path), 3.0, True, 1.9, when, segments=segments, load=sampled, phase_seconds=phases
+    )
     text = results.recompute_run_lines(str(tmp_path)).data
+    assert "latency alone 8 min and writing the tables 17 s" in text
     assert "It ran in 3 segments" in text and "was not sampled for 1.0 h" in text
     assert "The times of 1 segment(s) come from their log's file times" in text
+    assert "segments ran at commits `aaaaaaaa`, `bbbbbbbb`" in text
     assert "shared the cores" not in text and ".." not in text

@@ -50,6 +50,8 @@ def store(tmp_path: Path) -> Store:
         {"seed": 43, "recipe": recipe("m", 0.5, 43), "wikitext2": None},
     ]
     store.put("ablation_table", {"t": 4}, {"rows": [{"seeds": seeds}], "missing": []}, env=CPU)
+    # A timed recompute of all the above: its hours are theirs again, so no sum counts them.
+    store.put("recompute_run", {"commit": "a"}, {"wall_seconds": 8 * 3600}, seconds=8 * 3600.0)
     return store
 
 
@@ -59,6 +61,7 @@ def test_time_by_kind_sums_hours_and_says_where(store: Store) -> None:
     assert found["perplexity"].machines == {"Test CPU, 1 thread": 1, "Test GPU": 1}
     assert found["table1"].timed == 0 and found["table1"].records == 1
     assert next(iter(found)) == "perplexity"  # the most hours first
+    assert "recompute_run" not in found
 
 
 def test_missing_cells_are_counted_once_and_estimated(store: Store) -> None:
