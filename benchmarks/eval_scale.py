@@ -21,33 +21,25 @@ import os
 import time
 
 import torch
-from prune_scale import SHAPES, code_version, random_model
+from prune_scale import add_model_arguments, code_version, model_from_arguments
 
 from slimllm.experiments.store import Store
 from slimllm.measure.perplexity import perplexity
-from slimllm.models.loaders import byte_tokenizer, parse_dtype
+from slimllm.models.loaders import byte_tokenizer
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="llama-7b")
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--dtype", default="float16", help="the paper preset's (default)")
+    add_model_arguments(parser, "float16", "the paper preset's (default)")
     parser.add_argument(
         "--windows", type=int, default=2560, help="about WikiText-2 in LLaMA tokens"
     )
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--layers", type=int, default=None, help="fewer decoder layers (checks)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--replace", action="store_true", help="replace this run's record")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    dtype = parse_dtype(args.dtype)
-    device = torch.device(args.device)
     start = time.perf_counter()
-    model, model_record = random_model(args.shape, dtype, device, args.layers)
+    model, model_record, device = model_from_arguments(args)
     built = time.perf_counter() - start
     tok = byte_tokenizer()
     data_dir = os.environ.get("SLIMLLM_DATA_DIR")

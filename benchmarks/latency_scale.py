@@ -25,13 +25,13 @@ import time
 from dataclasses import asdict
 
 import torch
-from prune_scale import SHAPES, code_version, random_model
+from prune_scale import add_model_arguments, code_version, model_from_arguments
 
 from slimllm.experiments.store import Store
 from slimllm.measure.latency import LatencySpec, measure_latency, table
 from slimllm.method.config import PruneConfig
 from slimllm.method.pruner import prune
-from slimllm.models.loaders import byte_tokenizer, parse_dtype
+from slimllm.models.loaders import byte_tokenizer
 
 RATIOS = (0.2, 0.5)
 LABEL = "SlimLLM {:.0%}"
@@ -41,19 +41,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="llama-7b")
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--dtype", default="bfloat16")
+    add_model_arguments(parser, "bfloat16", "the dtype of the dense and pruned models")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=256, help="the paper's 256")
-    parser.add_argument("--layers", type=int, default=None, help="fewer decoder layers (checks)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--replace", action="store_true", help="replace this run's record")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    dtype = parse_dtype(args.dtype)
-    device = torch.device(args.device)
-    dense, model_record = random_model(args.shape, dtype, device, args.layers)
+    dense, model_record, device = model_from_arguments(args)
     tok = byte_tokenizer()
     models = {"dense": dense}
     reports = {}

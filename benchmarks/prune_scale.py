@@ -42,7 +42,7 @@ from slimllm.data.calibration import calibration_corpus_ids
 from slimllm.experiments.store import Store
 from slimllm.method.config import PruneConfig
 from slimllm.method.streaming_prune import prune_checkpoint
-from slimllm.models.loaders import byte_tokenizer, cache_dir
+from slimllm.models.loaders import byte_tokenizer, cache_dir, parse_dtype
 from slimllm.models.shards import write_random_checkpoint
 
 #: huggyllama/llama-7b and llama-13b's config.json, as far as the shapes go.
@@ -93,6 +93,26 @@ def random_model(
     with torch.device(device):
         model = LlamaForCausalLM._from_config(config, dtype=dtype).eval()
     return model, {"random_llama": named, "seed": SEED}
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, dtype: str, dtype_help: str) -> None:
+    """The options of a benchmark that times a random model of a shape on a device."""
+    parser.add_argument("--shape", choices=sorted(SHAPES), default="llama-7b")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--dtype", default=dtype, help=dtype_help)
+    parser.add_argument("--layers", type=int, default=None, help="fewer decoder layers (checks)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--replace", action="store_true", help="replace this run's record")
+
+
+def model_from_arguments(
+    args: argparse.Namespace,
+) -> tuple[LlamaForCausalLM, dict[str, Any], torch.device]:
+    """`random_model` as `add_model_arguments`' options ask, with torch on `--threads`."""
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    model, record = random_model(args.shape, parse_dtype(args.dtype), device, args.layers)
+    return model, record, device
 
 
 def source_dir(shape: str) -> Path:

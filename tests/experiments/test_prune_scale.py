@@ -3,11 +3,13 @@ $SLIMLLM_CODE_COMMIT in a copy of the tree without .git (a GPU machine's copy)."
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
 from tests.helpers import load_benchmark
 
@@ -45,3 +47,24 @@ def test_a_copy_without_git_takes_the_named_commit(
     monkeypatch.delenv(scale.CODE_COMMIT_ENV)
     with pytest.raises(SystemExit, match=scale.CODE_COMMIT_ENV):
         scale.code_version()
+
+
+def test_the_shared_options_build_the_named_random_model(
+    scale: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A small vocabulary keeps the one-layer LLaMA-7B shape quick to build.
+    monkeypatch.setitem(scale.COMMON, "vocab_size", 64)
+    parser = argparse.ArgumentParser()
+    scale.add_model_arguments(parser, "bfloat16", "the test's")
+    args = parser.parse_args(["--device", "cpu", "--layers", "1", "--threads", "1"])
+    assert (args.shape, args.dtype, args.replace) == ("llama-7b", "bfloat16", False)
+    threads = torch.get_num_threads()
+    try:
+        model, record, device = scale.model_from_arguments(args)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)  # the rest of the session keeps its threads
+    assert device == torch.device("cpu")
+    assert model.config.num_hidden_layers == 1 and model.dtype == torch.bfloat16
+    assert record["random_llama"]["num_hidden_layers"] == 1
+    assert record["random_llama"]["hidden_size"] == 4096
